@@ -78,6 +78,19 @@ def explain_pipeline_error(cfg: DataConfig, err: BaseException) -> None:
     load_faceset(cfg.dataset, cfg.format, on_error=cfg.on_error, verify_images=True)
 
 
+def backgrounds(train: FaceSet, cfg: DataConfig) -> FaceSet | None:
+    """The background crops of `data.negatives` for `train` (None when it is off)."""
+    from runtime.data.config import negatives_config
+
+    neg = negatives_config(cfg)
+    if neg is None or neg.fraction <= 0.0:
+        return None
+    from runtime.data.negatives import background_faceset
+
+    return background_faceset(train, neg, size=cfg.size, crop_ratio=cfg.crop_ratio,
+                              seed=cfg.seed)
+
+
 def split(faces: FaceSet, cfg: DataConfig) -> tuple[FaceSet, FaceSet]:
     from runtime.data.pipeline import split_faceset
 

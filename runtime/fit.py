@@ -24,7 +24,13 @@ from compiler.diagnostics import SourceLoc, SpecError
 from compiler.dump import dump_spec
 from runtime.atomic import atomic_write_json, atomic_write_text
 from runtime.data.config import DataConfig
-from runtime.datasets import explain_pipeline_error, load_faces, spec_data_config, split
+from runtime.datasets import (
+    backgrounds,
+    explain_pipeline_error,
+    load_faces,
+    spec_data_config,
+    split,
+)
 from runtime.train_config import EvalConfig, TrainConfig, eval_config, train_config
 
 log = logging.getLogger(__name__)
@@ -132,6 +138,7 @@ def fit_spec(spec: Spec, run_dir: Path, *, data: str | None = None,
 
     faces = load_faces(spec, dcfg)  # bad data fails before RUN/ is created
     train_faces, val_faces = split(faces, dcfg)
+    background = backgrounds(train_faces, dcfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "spec.resolved.yaml", resolved)
     if ecfg.shape_model:  # LGCN: PCA shape model of the training shapes -> RUN/shape_model.npz
@@ -139,7 +146,8 @@ def fit_spec(spec: Spec, run_dir: Path, *, data: str | None = None,
 
         save_training_shape_model(run_dir, train_faces, dcfg, ecfg)
     try:
-        return _train(spec, run_dir, dcfg, tcfg, ecfg, train_faces, val_faces, state, quiet)
+        return _train(spec, run_dir, dcfg, tcfg, ecfg, train_faces, val_faces, state, quiet,
+                      background)
     except Exception as e:  # noqa: BLE001 - only a lazily decoded bad image is translated
         explain_pipeline_error(dcfg, e)
         raise
@@ -162,22 +170,25 @@ def _drop_uncommitted_metrics(path: Path, epochs: int) -> None:
 
 
 def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg: EvalConfig,
-           train_faces: Any, val_faces: Any, state: dict[str, Any], quiet: bool) -> FitResult:
+           train_faces: Any, val_faces: Any, state: dict[str, Any], quiet: bool,
+           background: Any = None) -> FitResult:
     import keras
     import tensorflow as tf
 
     from runtime import devices
     from runtime.callbacks import NaNGuard, RunRecorder, TimeBudget, ValidationNME
-    from runtime.data.pipeline import make_dataset
-    from runtime.model_setup import build_model, decoded_output, learning_rate_at, \
-        trained_outputs
+    from runtime.data.config import negatives_config
+    from runtime.data.pipeline import make_dataset, make_training_dataset
+    from runtime.model_setup import build_model, decoded_output, learning_rate_at, trained_outputs
 
     strategy = devices.configure(tcfg.seed, tcfg.strategy)
     input_name = spec.graph.inputs[0].name
     outputs = trained_outputs(spec)
     batch = min(tcfg.batch_size, len(train_faces))
-    train_ds = make_dataset(train_faces, dcfg, training=True, batch_size=batch,
-                            input_name=input_name)
+    neg = negatives_config(dcfg)
+    train_ds = make_training_dataset(train_faces, dcfg, batch_size=batch, input_name=input_name,
+                                     backgrounds=background,
+                                     background_fraction=neg.fraction if neg else 0.0)
     val_ds = make_dataset(val_faces, dcfg, training=False, batch_size=batch,
                           input_name=input_name)
     if tcfg.steps_per_epoch:

@@ -151,13 +151,17 @@ def _lgcn_weighted_l2(p: LgcnWeightedL2Args, size: int, shape: tuple) -> LossFn:
     kw = _kp_weights(p)
 
     def loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        # eq. 3: w = V + L / 10 + L / 2N * sum_k V, with V the GT mass on the map (the
+        # bilinear splat's share inside it) and L = labelled, visible or ABSENT (a point
+        # outside the crop, or any point of a background crop, whose target is empty).
         target = targets.kernel_splat(y_true, size, (h, w), kernel)
         py, px = targets.splat_profiles(y_true, size, (h, w))
-        _, vis = targets.map_coords(y_true, size, (h, w))
-        mass = tf.reduce_sum(py, -1) * tf.reduce_sum(px, -1)  # n_k: GT mass on the map
-        weight = vis * (0.1 + 0.5 * tf.reduce_mean(mass, -1, keepdims=True) + mass) * kw
+        labelled = tf.cast(tf.abs(tf.convert_to_tensor(y_true, tf.float32)[..., 2]) > 0.5,
+                           tf.float32)
+        mass = tf.reduce_sum(py, -1) * tf.reduce_sum(px, -1)  # V: 0 unless visible
+        weight = (labelled * (0.1 + 0.5 * tf.reduce_mean(mass, -1, keepdims=True)) + mass) * kw
         sse = tf.reduce_sum(tf.square(_maps(y_pred) - target), axis=[1, 2])  # [B, K]
-        return p.scale * tf.reduce_sum(tf.where(vis > 0, weight * sse, 0.0), -1)
+        return p.scale * tf.reduce_sum(tf.where(labelled > 0, weight * sse, 0.0), -1)
 
     return loss
 

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from runtime.data.config import REFERENCE_SIZE, AugmentConfig
+from runtime.data.records import ABSENT, UNLABELLED, VISIBLE
 
 Num = tf.Tensor | float
 N_UNIFORMS = 9  # uniforms per image: scale, rotation, tx, ty, flip, occluder w, h, x, y
@@ -134,12 +135,14 @@ def warp(image: tf.Tensor, transform: tf.Tensor, factor: tf.Tensor, size: int) -
 def transform_landmarks(points: tf.Tensor, visible: tf.Tensor, matrices: tf.Tensor, size: int,
                         source_hw: tf.Tensor, *, flip: tf.Tensor | None = None,
                         permutation: tf.Tensor | None = None) -> tf.Tensor:
-    """[B, K, 3] output x, y and mask from source points [B, K, 2] and visibility [B, K].
+    """[B, K, 3] output x, y and state from source points [B, K, 2] and visibility [B, K].
 
-    The mask is 1 only for visible, finite points that lie inside the source image (not in
-    the zero fill) and on the output's pixel-centre range [0, size - 1], as RCN masks
-    points in the padded border. Non-finite coordinates become 0 so mask * loss stays
-    finite. Where `flip` is true, indices are permuted by the scheme's mirror map.
+    The state (runtime.data.records) is VISIBLE (1) only for visible, finite points that
+    lie inside the source image (not in the zero fill) and on the output's pixel-centre
+    range [0, size - 1], as RCN masks points in the padded border; ABSENT (-1) for the
+    other labelled points (LGCN's eq. 3 weights them, against an empty target); 0 for
+    unlabelled ones. Non-finite coordinates become 0 so mask * loss stays finite. Where
+    `flip` is true, indices are permuted by the scheme's mirror map.
     """
     p = tf.cast(points, tf.float32)
     finite = tf.reduce_all(tf.math.is_finite(p), axis=-1)
@@ -148,12 +151,14 @@ def transform_landmarks(points: tf.Tensor, visible: tf.Tensor, matrices: tf.Tens
     in_src = tf.reduce_all((p >= -0.5) & (p <= limit), axis=-1)
     q = tf.einsum("bij,bkj->bki", matrices[:, :2, :2], p) + matrices[:, None, :2, 2]
     in_out = tf.reduce_all((q >= 0.0) & (q <= size - 1.0), axis=-1)
-    mask = tf.cast(visible, tf.bool) & finite & in_src & in_out
+    labelled = tf.cast(visible, tf.bool)
+    inside = labelled & finite & in_src & in_out
+    state = tf.where(inside, VISIBLE, tf.where(labelled, ABSENT, UNLABELLED))
     q = tf.where(finite[..., None], q, 0.0)
     if permutation is not None and flip is not None:
         q = tf.where(flip[:, None, None], tf.gather(q, permutation, axis=1), q)
-        mask = tf.where(flip[:, None], tf.gather(mask, permutation, axis=1), mask)
-    return tf.concat([q, tf.cast(mask, tf.float32)[..., None]], axis=-1)
+        state = tf.where(flip[:, None], tf.gather(state, permutation, axis=1), state)
+    return tf.concat([q, state[..., None]], axis=-1)
 
 
 def occlude(images: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:

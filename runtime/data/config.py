@@ -5,10 +5,11 @@ against them (unknown keys with did-you-mean, types, ranges) and `netspec` can l
 documented fields. Importing this module never imports TensorFlow.
 
 Note [Nested augment]: `coerce_params` matches a field against its declared type only,
-so `DataConfig.augment` is kept as a plain mapping (or null = all defaults).
-`DataConfig.problems()` validates that mapping against `AugmentConfig`, which means one
-`coerce_params(DataConfig, raw, loc)` call reports mistakes in both levels, and
-`augment_config(cfg)` turns the mapping into the typed `AugmentConfig`.
+so `DataConfig.augment` (and `negatives`) is kept as a plain mapping (or null = all
+defaults / none). `DataConfig.problems()` validates that mapping against `AugmentConfig`
+(`NegativesConfig`), which means one `coerce_params(DataConfig, raw, loc)` call reports
+mistakes in both levels, and `augment_config(cfg)` (`negatives_config`) turns the mapping
+into the typed settings.
 """
 
 from __future__ import annotations
@@ -49,6 +50,47 @@ class AugmentConfig(OpParams):
             return [("occlusion_min", f"is {self.occlusion_min}, larger than "
                                       f"occlusion_max {self.occlusion_max}")]
         return []
+
+
+@dataclass(frozen=True)
+class NegativesConfig(OpParams):
+    """Background (non-face) training crops with every landmark labelled absent: the
+    network learns to stay silent off faces (LGCN section 4.3 added 30,000 non-face
+    images; needed for the detector-free `predict --multi-face`)."""
+
+    source: str = param(
+        "train", "'train' = squares of the training images that keep clear of the face; "
+                 "or a folder of images without faces (every square of them is background)")
+    fraction: float = param(0.2, "share of every training batch that is background crops",
+                            min=0.0, max=0.9)
+    min_scale: float = param(1.0, "smallest square side in source pixels, x data.size",
+                             min=0.05)
+    max_scale: float = param(4.0, "largest square side in source pixels, x data.size "
+                                  "(capped by the image)", min=0.05)
+    per_image: int = param(8, "squares drawn per source image (once, from data.seed); the "
+                              "training jitter varies them per epoch", min=1, max=1000)
+    margin: float = param(0.25, "'train' squares stay this many landmark-box sides clear of "
+                                "the landmarks' box (hair, forehead and chin lie outside it)",
+                          min=0.0)
+    face_parts: float = param(
+        0.0, "'train' only: also face_parts x per_image squares per image that show part "
+             "of its face zoomed in by part_zoom: at that scale it is no face to the "
+             "network, so a large face seen at a too-fine pyramid level stays silent "
+             "(not in the paper; for predict --multi-face)", min=0.0, max=10.0)
+    part_zoom: tuple[float, float] = param(
+        (2.0, 4.0), "zoom range of face-part squares, x the face's training crop (the pyramid "
+                    "halves, so anything past ~2x the training scale belongs to a coarser "
+                    "level)")
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        if self.min_scale > self.max_scale:
+            out.append(("min_scale", f"is {self.min_scale}, larger than max_scale "
+                                     f"{self.max_scale}"))
+        lo, hi = self.part_zoom
+        if not 1.0 < lo <= hi:
+            out.append(("part_zoom", f"needs 1 < low <= high, found [{lo}, {hi}]"))
+        return out
 
 
 @dataclass(frozen=True)
@@ -93,32 +135,53 @@ class DataConfig(OpParams):
     augment: Mapping[str, Any] | None = param(
         None, "training augmentation, keys of AugmentConfig (see Note [Nested augment]); "
               "null = defaults")
+    negatives: Mapping[str, Any] | None = param(
+        None, "background crops mixed into training batches, keys of NegativesConfig "
+              "(source, fraction, min_scale, max_scale, per_image, margin); null = none")
 
     def problems(self) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
         if isinstance(self.val_split, float) and not 0.0 < self.val_split < 1.0:
             out.append(("val_split", f"a fraction must be in (0, 1), found {self.val_split}"))
-        _aug, diags = _coerce_augment(self.augment)
-        for d in diags:
-            msg = d.message.removeprefix(f"{_AUGMENT}: ")
-            out.append((_AUGMENT, msg + (f" ({d.hint})" if d.hint else "")))
+        for key, cls, raw in _nested_sections(self):
+            if key == _NEGATIVES and raw is None:
+                continue
+            _typed, diags = _coerce_nested(cls, key, raw)
+            for d in diags:
+                msg = d.message.removeprefix(f"{key}: ")
+                out.append((key, msg + (f" ({d.hint})" if d.hint else "")))
         return out
 
 
 _AUGMENT = "augment"
+_NEGATIVES = "negatives"
 
 
-def _coerce_augment(raw: Mapping[str, Any] | None) -> tuple[OpParams | None, list[Diagnostic]]:
-    return coerce_params(AugmentConfig, dict(raw or {}), SourceLoc("<data.augment>"),
-                         section=_AUGMENT)
+def _nested_sections(cfg: DataConfig) -> tuple[tuple[str, type[OpParams], Any], ...]:
+    return ((_AUGMENT, AugmentConfig, cfg.augment), (_NEGATIVES, NegativesConfig, cfg.negatives))
+
+
+def _coerce_nested(cls: type[OpParams], key: str, raw: Mapping[str, Any] | None
+                   ) -> tuple[OpParams | None, list[Diagnostic]]:
+    return coerce_params(cls, dict(raw or {}), SourceLoc(f"<data.{key}>"), section=key)
 
 
 def augment_config(cfg: DataConfig) -> AugmentConfig:
     """The typed augmentation settings of `cfg`; raises `SpecError` when they are invalid."""
-    aug, diags = _coerce_augment(cfg.augment)
+    aug, diags = _coerce_nested(AugmentConfig, _AUGMENT, cfg.augment)
     if aug is None:
         raise SpecError(diags)
     return aug  # type: ignore[return-value]
+
+
+def negatives_config(cfg: DataConfig) -> NegativesConfig | None:
+    """The typed background-crop settings of `cfg` (None when off); `SpecError` if invalid."""
+    if cfg.negatives is None:
+        return None
+    neg, diags = _coerce_nested(NegativesConfig, _NEGATIVES, cfg.negatives)
+    if neg is None:
+        raise SpecError(diags)
+    return neg  # type: ignore[return-value]
 
 
 def data_config(raw: Mapping[str, Any] | None = None, *, loc: SourceLoc | None = None,

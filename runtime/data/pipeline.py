@@ -8,6 +8,7 @@ and normalisation are vectorised per batch. Only row indices are shuffled (cheap
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import tensorflow as tf
@@ -110,7 +111,8 @@ def make_dataset(faces: FaceSet, cfg: DataConfig, *, training: bool, batch_size:
     """Batches ({input_name: float32 [B, S, S, C]}, {'landmarks': float32 [B, K, 3]}).
 
     landmarks[..., :2] are x, y in output pixels (0-based, pixel centres at integers);
-    landmarks[..., 2] is 1 for a visible point inside the crop, else 0. Training draws
+    landmarks[..., 2] is the state of runtime.data.records: 1 for a visible point inside the
+    crop, -1 for a labelled one outside it (or a background row's), 0 unlabelled. Training draws
     new jitter each epoch (reproducible from `cfg.seed`) and shuffles; otherwise rows
     keep their order and only `cfg.val_jitter` adds a fixed per-row geometric jitter.
     `drop_remainder` defaults to `training` (static batch shape while fitting).
@@ -208,3 +210,35 @@ def make_dataset(faces: FaceSet, cfg: DataConfig, *, training: bool, batch_size:
     options = tf.data.Options()
     options.deterministic = cfg.deterministic
     return ds.with_options(options).prefetch(autotune)
+
+
+def make_training_dataset(faces: FaceSet, cfg: DataConfig, *, batch_size: int,
+                          input_name: str = "image", backgrounds: FaceSet | None = None,
+                          background_fraction: float = 0.0) -> tf.data.Dataset:
+    """`make_dataset(training=True)`, with `background_fraction` of every batch (at least
+    one row) replaced by background crops (runtime/data/negatives.py) when `backgrounds`
+    is given. Faces come first in a batch; the background stream repeats endlessly, so
+    epochs keep the faces' length."""
+    if backgrounds is None or background_fraction <= 0.0:
+        return make_dataset(faces, cfg, training=True, batch_size=batch_size,
+                            input_name=input_name)
+    n_bg = min(max(1, int(round(batch_size * background_fraction))), batch_size - 1)
+    if n_bg < 1:
+        raise ValueError(f"batch_size {batch_size} leaves no room for background crops; "
+                         "raise train.batch_size or drop data.negatives")
+    face_ds = make_dataset(faces, cfg, training=True, batch_size=batch_size - n_bg,
+                           input_name=input_name)
+    bg_cfg = replace(cfg, crop="box", seed=cfg.seed + 1)  # its squares are its boxes
+    bg_ds = make_dataset(backgrounds, bg_cfg, training=True, batch_size=n_bg,
+                         input_name=input_name, drop_remainder=True).repeat()
+
+    def join(a: tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]],
+             b: tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]
+             ) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
+        return tuple({k: tf.concat([x[k], y[k]], 0) for k in x}  # type: ignore[return-value]
+                     for x, y in zip(a, b, strict=True))
+
+    options = tf.data.Options()
+    options.deterministic = cfg.deterministic
+    return (tf.data.Dataset.zip((face_ds, bg_ds)).map(join).with_options(options)
+            .prefetch(tf.data.AUTOTUNE))

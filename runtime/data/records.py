@@ -11,13 +11,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# The pipeline's label tensor is [B, K, 3]: x, y in network-input pixels and a state.
+# Every loss trains on VISIBLE points only (state > 0.5); LGCN's eq. 3 also weights
+# ABSENT ones (labelled, yet not in the crop: pushed outside it, outside the source image,
+# or every landmark of a background crop), whose target heat-map is all zero.
+VISIBLE = 1.0
+ABSENT = -1.0
+UNLABELLED = 0.0
+
 
 @dataclass(frozen=True)
 class FaceSet:
     name: str  # e.g. "mtfl", "synthetic5"
     scheme: str  # landmark scheme: "5pt" (MTFL order) or "68pt" (iBUG order); sets mirror perm
     landmarks: np.ndarray  # float32 (N, K, 2): x, y in source-image pixels, 0-based
-    visible: np.ndarray  # bool (N, K): False = unlabelled / invisible (masked in losses)
+    visible: np.ndarray  # bool (N, K): False = unlabelled / invisible (masked in losses);
+    # True with NaN coordinates = labelled as absent (background crops, runtime/data/negatives)
     paths: tuple[str, ...] = ()  # image files (when images is None)
     images: np.ndarray | None = None  # uint8 (N, H, W, C) when held in memory
     boxes: np.ndarray | None = None  # float32 (N, 4) x0, y0, x1, y1 face boxes, if given

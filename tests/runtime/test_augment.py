@@ -145,8 +145,9 @@ def test_points_pushed_outside_or_invisible_are_masked() -> None:
     shift = tf.constant(g.translation(15.0, 0.0)[None], tf.float32)  # pushes x=70 to 85
     out = A.transform_landmarks(pts, vis, shift, 80, tf.constant([[60, 100]])).numpy()[0]
     np.testing.assert_allclose(out[:3, :2], [[25, 10], [85, 40], [55, 40]])
-    # inside, pushed past x = 79, inside, NaN (zeroed), invisible, outside the source image
-    assert out[:, 2].tolist() == [1, 0, 1, 0, 0, 0]
+    # inside, pushed past x = 79, inside, NaN (zeroed), unlabelled, outside the source image:
+    # labelled points that are not in the crop are ABSENT (-1), unlabelled ones 0
+    assert out[:, 2].tolist() == [1, -1, 1, -1, 0, -1]
     assert np.isfinite(out).all() and out[3, 0] == 0
 
 

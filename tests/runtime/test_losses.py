@@ -253,6 +253,36 @@ def test_lgcn_weights_and_values() -> None:
     assert target[0, 3, 3, 0] == pytest.approx(1.0)  # peak of a unit-centre kernel
 
 
+@needs_kernels
+def test_lgcn_absent_landmarks_weigh_a_tenth_against_an_empty_target() -> None:
+    # eq. 3 with L = 1, V = 0: an ABSENT point (outside the crop, or a background crop's)
+    # weighs 1/10 + 1/2N sum_k V and its target map is all zero.
+    rng = np.random.default_rng(0)
+    pred = rng.normal(size=(1, 8, 8, 3)).astype(np.float32)
+    sse = (pred**2).sum(axis=(1, 2))[0]
+    background = y_true((0.0, 0.0, -1), (0.0, 0.0, -1), (0.0, 0.0, -1))
+    got = value("lgcn_weighted_l2", background, pred, kernel_size=5)
+    assert got == pytest.approx([0.05 * 0.1 * sse.sum()], rel=1e-5)
+    # one visible point (n = 1, so the mean n is 1/3) beside an absent and an unlabelled one
+    from compiler.kernels import named_kernel
+
+    yt = y_true((3.0, 3.0, 1), (50.0, 3.0, -1), (2.0, 2.0, 0))
+    target = targets.kernel_splat(yt, S, (8, 8), named_kernel("lgcn", 5)).numpy()
+    assert not target[..., 1:].any()
+    err = ((pred - target) ** 2).sum(axis=(1, 2))[0]
+    expected = 0.05 * ((1 + 0.1 + 0.5 / 3) * err[0] + (0.1 + 0.5 / 3) * err[1])
+    assert value("lgcn_weighted_l2", yt, pred, kernel_size=5) == pytest.approx(
+        [expected], rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["heatmap_l2", "spatial_softmax_nll", "sigmoid_xent"])
+def test_absent_points_are_ignored_by_the_other_losses(name: str) -> None:
+    pred = np.random.default_rng(1).random((1, 8, 8, 2)).astype(np.float32) + 0.01
+    unlabelled = value(name, y_true((3.0, 3.0, 1), (5.0, 5.0, 0)), pred)
+    absent = value(name, y_true((3.0, 3.0, 1), (5.0, 5.0, -1)), pred)
+    assert absent == pytest.approx(unlabelled)
+
+
 # ---- make_loss errors and Keras use --------------------------------------------------------
 
 def test_make_loss_rejects_bad_requests() -> None:
