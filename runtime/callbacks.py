@@ -20,19 +20,18 @@ import numpy as np
 from runtime.atomic import append_jsonl, atomic_save_model, atomic_write_json
 
 
-class ValidationNME(keras.callbacks.Callback):
-    """Adds `val_nme` (and fr/auc) to the epoch logs by decoding validation predictions."""
+class Validation(keras.callbacks.Callback):
+    """Adds the validation logs (`val_loss`, `val_nme`, ...) of `validate(model)` to each
+    epoch's logs; it runs first, so the checkpoint, early-stopping and TensorBoard
+    callbacks after it see them."""
 
-    def __init__(self, score: Callable[[Any], dict[str, Any]]) -> None:
+    def __init__(self, validate: Callable[[Any], dict[str, Any]]) -> None:
         super().__init__()
-        self._score = score
+        self._validate = validate
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if logs is None:
-            return
-        s = self._score(self.model)
-        logs.update({"val_nme": s["nme"], "val_fr_010": s["fr_010"],
-                     "val_auc_008": s["auc_008"]})
+        if logs is not None:
+            logs.update(self._validate(self.model))
 
 
 class RunRecorder(keras.callbacks.Callback):

@@ -8,13 +8,14 @@ tensorboard/. `resume=True` continues a killed run from its last complete epoch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 import json
 import logging
 from pathlib import Path
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 import warnings
 
 import numpy as np
@@ -32,6 +33,9 @@ from runtime.datasets import (
     split,
 )
 from runtime.train_config import EvalConfig, TrainConfig, eval_config, train_config
+
+if TYPE_CHECKING:
+    from runtime.model_setup import Objective
 
 log = logging.getLogger(__name__)
 
@@ -97,18 +101,34 @@ def _collect(ds: Any, input_name: str, limit: int | None) -> tuple[np.ndarray, n
     return (x[:limit], y[:limit]) if limit else (x, y)
 
 
-def make_scorer(x: np.ndarray, y: np.ndarray, input_name: str, output: str, kind: str,
-                size: int, ecfg: EvalConfig, batch_size: int):  # noqa: ANN201
-    """A function model -> metrics dict on a fixed validation array."""
+def make_validator(x: np.ndarray, y: np.ndarray, input_name: str, output: str, kind: str,
+                   size: int, ecfg: EvalConfig, batch_size: int, objective: Objective
+                   ) -> Callable[[Any], dict[str, float]]:
+    """A function model -> the epoch's validation logs on a fixed validation array, from
+    one prediction pass: `val_loss` (and `val_<output>_loss` for several outputs) in the
+    compiled objective's terms, plus `val_nme`, `val_fr_010`, `val_auc_008` from the
+    decoded points. (Keras' own validation pass would predict everything a second time.)"""
     from runtime.decode import decode
     from runtime.metrics import summarize
 
-    def score(model: Any) -> dict[str, Any]:
-        pred = model.predict({input_name: x}, batch_size=batch_size, verbose=0)[output]
-        points = decode(kind, pred, size, refine=ecfg.refine)
-        return summarize(points, y[..., :2], y[..., 2] > 0.5, ecfg.normalizer)
+    def validate(model: Any) -> dict[str, float]:
+        preds = model.predict({input_name: x}, batch_size=batch_size, verbose=0)
+        points = decode(kind, preds[output], size, refine=ecfg.refine)
+        s = summarize(points, y[..., :2], y[..., 2] > 0.5, ecfg.normalizer)
+        logs = {"val_nme": s["nme"], "val_fr_010": s["fr_010"], "val_auc_008": s["auc_008"]}
+        total = objective.l2_penalty()
+        for name, fn in objective.losses.items():
+            per_example = np.concatenate([
+                np.asarray(fn(y[i:i + batch_size], preds[name][i:i + batch_size]))
+                for i in range(0, len(y), batch_size)])
+            value = float(per_example.mean())
+            total += objective.weights[name] * value
+            if len(objective.losses) > 1:
+                logs[f"val_{name}_loss"] = value
+        logs["val_loss"] = total
+        return logs
 
-    return score
+    return validate
 
 
 def fit_spec(spec: Spec, run_dir: Path, *, data: str | None = None,
@@ -176,7 +196,7 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
     import tensorflow as tf
 
     from runtime import devices
-    from runtime.callbacks import NaNGuard, RunRecorder, TimeBudget, ValidationNME
+    from runtime.callbacks import NaNGuard, RunRecorder, TimeBudget, Validation
     from runtime.data.config import negatives_config
     from runtime.data.pipeline import make_dataset, make_training_dataset
     from runtime.model_setup import build_model, decoded_output, learning_rate_at, trained_outputs
@@ -194,7 +214,7 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
     if tcfg.steps_per_epoch:
         train_ds = train_ds.repeat()
     with strategy.scope():
-        model = build_model(spec, tcfg, dcfg.size, mixed_precision=tcfg.mixed_precision,
+        model, objective = build_model(spec, tcfg, dcfg.size, mixed_precision=tcfg.mixed_precision,
                             xla=tcfg.xla)
         model.optimizer.build(model.trainable_variables)
     ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
@@ -220,10 +240,11 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
                            f"(crop: {dcfg.crop}), so nothing can be learnt or scored",
                            hint="landmarks must be 0-based pixel x, y of their image; check "
                                 "the data's coordinates and data.crop / data.crop_ratio")
-    scorer = make_scorer(xv, yv, input_name, out_name, kind, dcfg.size, ecfg, batch)
+    validator = make_validator(xv, yv, input_name, out_name, kind, dcfg.size, ecfg, batch,
+                               objective)
     nan_guard = NaNGuard()
     callbacks: list[Any] = [
-        ValidationNME(scorer),
+        Validation(validator),
         RunRecorder(run_dir, manager, tcfg.monitor, state, lambda e: learning_rate_at(tcfg, e)),
         nan_guard,
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
@@ -239,8 +260,7 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
     t0 = time.time()
     with warnings.catch_warnings():  # Keras says so at every end of an unsized dataset
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        model.fit(_with_targets(train_ds, outputs),
-                  validation_data=_with_targets(val_ds, outputs), epochs=tcfg.epochs,
+        model.fit(_with_targets(train_ds, outputs), epochs=tcfg.epochs,
                   initial_epoch=start, steps_per_epoch=tcfg.steps_per_epoch,
                   callbacks=callbacks, shuffle=False,
                   verbose=0 if quiet else (1 if sys.stderr.isatty() else 2))

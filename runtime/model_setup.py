@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 import math
 from typing import Any
 
@@ -73,8 +75,25 @@ def _l2_groups(model: Any, groups: dict[str, float], loc: SourceLoc) -> list[tup
     return terms
 
 
+@dataclass(frozen=True)
+class Objective:
+    """What `model.compile` minimises, kept to score validation data in the same terms:
+    per-output losses `fn(y_true, y_pred) -> [B]` (without L2), their weights, and the
+    L2 terms (coefficient, kernel variable)."""
+
+    losses: dict[str, Callable[[Any, Any], Any]]
+    weights: dict[str, float]
+    l2_terms: list[tuple[float, Any]]
+
+    def l2_penalty(self) -> float:
+        import keras
+
+        return float(sum(c * float(keras.ops.sum(keras.ops.square(w)))
+                         for c, w in self.l2_terms))
+
+
 def build_model(spec: Spec, cfg: TrainConfig, input_size: int, *, mixed_precision: bool,
-                xla: bool) -> Any:
+                xla: bool) -> tuple[Any, Objective]:
     """Lower, attach per-output losses (each builds its target from y_true) and compile."""
     import keras
 
@@ -98,6 +117,7 @@ def build_model(spec: Spec, cfg: TrainConfig, input_size: int, *, mixed_precisio
         raise SpecError.at(SourceLoc(spec.file), "no output has a loss, so nothing can be "
                                                  "trained", hint="add loss: to an output")
     terms = _l2_groups(model, dict(cfg.l2 or {}), spec.section("train").loc) if cfg.l2 else []
+    objective = Objective(dict(losses), dict(weights), terms)
     if terms:
         first = next(iter(losses))
         base = losses[first]
@@ -111,4 +131,4 @@ def build_model(spec: Spec, cfg: TrainConfig, input_size: int, *, mixed_precisio
         losses[first] = with_l2
     model.compile(optimizer=make_optimizer(cfg), loss=losses, loss_weights=weights,
                   jit_compile=bool(xla))
-    return model
+    return model, objective

@@ -47,8 +47,9 @@ class TrainConfig(OpParams):
         "val_nme", "validation figure that picks the best model and drives early stopping")
     patience: int | None = param(None, "early stopping: epochs without improvement "
                                        "(null: off)", min=1)
-    val_examples: int | None = param(2000, "validation faces scored each epoch for val_nme "
-                                           "(null: all)", min=1)
+    val_examples: int | None = param(2000, "validation faces scored each epoch for val_loss "
+                                           "and val_nme, in one prediction pass (null: all)",
+                                     min=1)
     seed: int = param(0, "seed of weights, shuffling and augmentation", min=0)
     mixed_precision: bool = param(False, "float16 compute with float32 heads (GPU)")
     xla: bool = param(False, "compile the train step with XLA")

@@ -162,7 +162,7 @@ def test_ablations_compile_with_their_losses(ablation: tuple[str, ...]) -> None:
 
     s = spec(*SMALL, *ablation)
     tcfg = train_config(s.section("train"), s.section("train").loc)
-    model = build_model(s, tcfg, 32, mixed_precision=False, xla=False)
+    model, _objective = build_model(s, tcfg, 32, mixed_precision=False, xla=False)
     rng = np.random.default_rng(2)
     x = rng.normal(size=(2, 32, 32, 1)).astype("float32") * 0.1
     y = np.concatenate([rng.uniform(4, 28, (2, 68, 2)), np.ones((2, 68, 1))], -1)
