@@ -206,13 +206,15 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
     outputs = trained_outputs(spec)
     batch = min(tcfg.batch_size, len(train_faces))
     neg = negatives_config(dcfg)
-    train_ds = make_training_dataset(train_faces, dcfg, batch_size=batch, input_name=input_name,
-                                     backgrounds=background,
-                                     background_fraction=neg.fraction if neg else 0.0)
+    start = int(state.get("epoch", 0))
+    # one endless stream, started where the last committed epoch ended (the batches of an
+    # unbroken run; Keras keeps the iterator across epochs when steps_per_epoch is given)
+    train_ds, steps = make_training_dataset(
+        train_faces, dcfg, batch_size=batch, input_name=input_name, backgrounds=background,
+        background_fraction=neg.fraction if neg else 0.0, passes=None, start_epoch=start,
+        steps_per_epoch=tcfg.steps_per_epoch)
     val_ds = make_dataset(val_faces, dcfg, training=False, batch_size=batch,
                           input_name=input_name)
-    if tcfg.steps_per_epoch:
-        train_ds = train_ds.repeat()
     with strategy.scope():
         model, objective = build_model(spec, tcfg, dcfg.size, mixed_precision=tcfg.mixed_precision,
                             xla=tcfg.xla)
@@ -220,7 +222,6 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
     ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     manager = tf.train.CheckpointManager(ckpt, str(run_dir / "checkpoints"),
                                          max_to_keep=tcfg.keep_checkpoints)
-    start = int(state.get("epoch", 0))
     if start:
         if manager.latest_checkpoint is None:
             raise SpecError.at(SourceLoc(str(run_dir)), "state.json names a checkpoint that "
@@ -261,7 +262,7 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
     with warnings.catch_warnings():  # Keras says so at every end of an unsized dataset
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         model.fit(_with_targets(train_ds, outputs), epochs=tcfg.epochs,
-                  initial_epoch=start, steps_per_epoch=tcfg.steps_per_epoch,
+                  initial_epoch=start, steps_per_epoch=steps,
                   callbacks=callbacks, shuffle=False,
                   verbose=0 if quiet else (1 if sys.stderr.isatty() else 2))
     if nan_guard.hit_nan:

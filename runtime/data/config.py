@@ -122,10 +122,11 @@ class DataConfig(OpParams):
                                     "validation rows (quick runs); null = all", min=1)
     on_error: Literal["raise", "skip"] = param(
         "raise", "an unreadable image or a row without a usable crop: stop, or drop the row")
-    shuffle_buffer: int = param(10000, "rows in the shuffle buffer (row indices, so cheap); "
-                                       "0 = no shuffling", min=0)
+    shuffle: bool = param(True, "reshuffle the training rows every pass over them (a full "
+                                "permutation, drawn from seed and the pass number, so a "
+                                "resumed run sees the batches an unbroken one would)")
     seed: int = param(0, "seed of shuffling and augmentation; the same seed gives the same "
-                         "batches", min=0)
+                         "batches, also across --resume", min=0)
     deterministic: bool = param(True, "keep element order under parallel decoding "
                                       "(false may be a little faster)")
     antialias: bool = param(True, "box-filter a source image by an integer factor before the "

@@ -105,9 +105,37 @@ def _loader(faces: FaceSet, channels: int) -> Callable[[tf.Tensor], tf.Tensor]:
     return load
 
 
+def batches_per_pass(n_rows: int, batch_size: int, drop_remainder: bool) -> int:
+    return n_rows // batch_size if drop_remainder else -(-n_rows // batch_size)
+
+
+def _training_index_batches(rows: np.ndarray, cfg: DataConfig, batch_size: int, drop: bool,
+                            passes: int | None, start_batch: int) -> tf.data.Dataset:
+    """(row indices [b], jitter seed [2]) per batch; pass p is a permutation keyed by
+    (seed, p) and batch i of it jitters with seed (seed, p * 2^32 + i), so the stream is a
+    pure function of the seed and can start at any batch (`start_batch`, for resuming)."""
+    per_pass = batches_per_pass(rows.size, batch_size, drop)
+    first, skip = divmod(start_batch, per_pass)
+    rows_t = tf.constant(rows.astype(np.int64))
+    seed = tf.constant(cfg.seed, tf.int64)
+
+    def one_pass(p: tf.Tensor) -> tf.data.Dataset:
+        idx = rows_t
+        if cfg.shuffle:
+            idx = tf.random.experimental.stateless_shuffle(rows_t, seed=tf.stack([seed, -1 - p]))
+        batches = tf.data.Dataset.from_tensor_slices(idx).batch(batch_size, drop_remainder=drop)
+        seeds = tf.data.Dataset.range(per_pass).map(
+            lambda i: tf.stack([seed, p * 2**32 + i]))
+        return tf.data.Dataset.zip((batches, seeds))
+
+    counter = (tf.data.Dataset.counter(first) if passes is None
+               else tf.data.Dataset.range(first, passes))
+    return counter.flat_map(one_pass).skip(skip)
+
+
 def make_dataset(faces: FaceSet, cfg: DataConfig, *, training: bool, batch_size: int,
-                 input_name: str = "image", drop_remainder: bool | None = None
-                 ) -> tf.data.Dataset:
+                 input_name: str = "image", drop_remainder: bool | None = None,
+                 passes: int | None = 1, start_batch: int = 0) -> tf.data.Dataset:
     """Batches ({input_name: float32 [B, S, S, C]}, {'landmarks': float32 [B, K, 3]}).
 
     landmarks[..., :2] are x, y in output pixels (0-based, pixel centres at integers);
@@ -115,7 +143,9 @@ def make_dataset(faces: FaceSet, cfg: DataConfig, *, training: bool, batch_size:
     crop, -1 for a labelled one outside it (or a background row's), 0 unlabelled. Training draws
     new jitter each epoch (reproducible from `cfg.seed`) and shuffles; otherwise rows
     keep their order and only `cfg.val_jitter` adds a fixed per-row geometric jitter.
-    `drop_remainder` defaults to `training` (static batch shape while fitting).
+    `drop_remainder` defaults to `training` (static batch shape while fitting). Training
+    streams `passes` passes over the rows (None: endless) from batch `start_batch` on;
+    the same seed gives the same stream, however it is cut into runs.
 
     Stages: index batches -> jitter and matrices, vectorised -> per image (parallel):
     decode + one warp -> batches -> landmarks, occluder and normalisation, vectorised.
@@ -193,14 +223,12 @@ def make_dataset(faces: FaceSet, cfg: DataConfig, *, training: bool, batch_size:
         return {input_name: normalize(x, cfg.normalize)}, {LABEL_KEY: y}
 
     autotune = tf.data.AUTOTUNE
-    ds = tf.data.Dataset.from_tensor_slices(rows.astype(np.int64))
-    if training and cfg.shuffle_buffer > 0:
-        ds = ds.shuffle(min(cfg.shuffle_buffer, rows.size), seed=cfg.seed,
-                        reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    if train_jitter:  # a fresh [2] seed per batch and per epoch, reproducible from cfg.seed
-        seeds = tf.data.Dataset.random(seed=cfg.seed, rerandomize_each_iteration=True).batch(2)
-        ds = tf.data.Dataset.zip((ds, seeds))
+    if training:
+        ds = _training_index_batches(rows, cfg, batch_size, drop, passes, start_batch)
+        if not train_jitter:
+            ds = ds.map(lambda idx, _seed: idx)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices(rows.astype(np.int64)).batch(batch_size)
     ds = ds.map(plan, num_parallel_calls=autotune, deterministic=cfg.deterministic).unbatch()
     ds = ds.map(per_image, num_parallel_calls=autotune, deterministic=cfg.deterministic)
     if cfg.on_error == "skip":
@@ -214,23 +242,33 @@ def make_dataset(faces: FaceSet, cfg: DataConfig, *, training: bool, batch_size:
 
 def make_training_dataset(faces: FaceSet, cfg: DataConfig, *, batch_size: int,
                           input_name: str = "image", backgrounds: FaceSet | None = None,
-                          background_fraction: float = 0.0) -> tf.data.Dataset:
+                          background_fraction: float = 0.0, passes: int | None = 1,
+                          start_epoch: int = 0, steps_per_epoch: int | None = None
+                          ) -> tuple[tf.data.Dataset, int]:
     """`make_dataset(training=True)`, with `background_fraction` of every batch (at least
     one row) replaced by background crops (runtime/data/negatives.py) when `backgrounds`
-    is given. Faces come first in a batch; the background stream repeats endlessly, so
-    epochs keep the faces' length."""
-    if backgrounds is None or background_fraction <= 0.0:
+    is given. Faces come first in a batch; the background stream is endless, so `passes`
+    counts passes over the faces. An epoch is `steps_per_epoch` batches (None: one pass);
+    the stream starts after `start_epoch` of them. Returns (dataset, batches per epoch)."""
+    n_bg = 0
+    if backgrounds is not None and background_fraction > 0.0:
+        n_bg = min(max(1, int(round(batch_size * background_fraction))), batch_size - 1)
+        if n_bg < 1:
+            raise ValueError(f"batch_size {batch_size} leaves no room for background crops; "
+                             "raise train.batch_size or drop data.negatives")
+    usable = _usable_rows(faces, crop_squares(faces, cfg), cfg).size
+    steps = steps_per_epoch or batches_per_pass(usable, batch_size - n_bg, True)
+    start_batch = start_epoch * steps
+    if n_bg == 0:
         return make_dataset(faces, cfg, training=True, batch_size=batch_size,
-                            input_name=input_name)
-    n_bg = min(max(1, int(round(batch_size * background_fraction))), batch_size - 1)
-    if n_bg < 1:
-        raise ValueError(f"batch_size {batch_size} leaves no room for background crops; "
-                         "raise train.batch_size or drop data.negatives")
+                            input_name=input_name, passes=passes,
+                            start_batch=start_batch), steps
     face_ds = make_dataset(faces, cfg, training=True, batch_size=batch_size - n_bg,
-                           input_name=input_name)
+                           input_name=input_name, passes=passes, start_batch=start_batch)
     bg_cfg = replace(cfg, crop="box", seed=cfg.seed + 1)  # its squares are its boxes
     bg_ds = make_dataset(backgrounds, bg_cfg, training=True, batch_size=n_bg,
-                         input_name=input_name, drop_remainder=True).repeat()
+                         input_name=input_name, drop_remainder=True, passes=None,
+                         start_batch=start_batch)
 
     def join(a: tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]],
              b: tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]
@@ -241,4 +279,4 @@ def make_training_dataset(faces: FaceSet, cfg: DataConfig, *, batch_size: int,
     options = tf.data.Options()
     options.deterministic = cfg.deterministic
     return (tf.data.Dataset.zip((face_ds, bg_ds)).map(join).with_options(options)
-            .prefetch(tf.data.AUTOTUNE))
+            .prefetch(tf.data.AUTOTUNE)), steps

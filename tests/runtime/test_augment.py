@@ -86,7 +86,7 @@ def test_landmarks_stay_on_their_dots_through_random_augmentation(side: int,
 def test_flip_comes_with_a_reflection() -> None:
     """Without shuffling, fit the source -> output map of the dots; det < 0 iff permuted."""
     faces = _dot_faces(32, 100, 1, seed=7)
-    cfg = data_config(crop="landmarks", crop_ratio=2.0, normalize="scale", shuffle_buffer=0,
+    cfg = data_config(crop="landmarks", crop_ratio=2.0, normalize="scale", shuffle=False,
                       augment={"occlusion": False, "rotation": 20.0}, seed=5)
     x, y = next(iter(make_dataset(faces, cfg, training=True, batch_size=32)))
     imgs, lms = x["image"].numpy()[..., 0] * 255.0, y["landmarks"].numpy()

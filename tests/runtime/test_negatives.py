@@ -77,8 +77,9 @@ def test_batches_end_with_background_crops_that_never_show_the_face() -> None:
                       augment={"enabled": False},
                       negatives={"fraction": 0.25, "min_scale": 1.0, "max_scale": 1.5})
     bg = background_faceset(faces, negatives_config(cfg), size=SIZE, crop_ratio=1.3, seed=0)
-    ds = make_training_dataset(faces, cfg, batch_size=8, backgrounds=bg,
-                               background_fraction=0.25)
+    ds, steps = make_training_dataset(faces, cfg, batch_size=8, backgrounds=bg,
+                                      background_fraction=0.25)
+    assert steps == 3
     batches = list(ds)
     assert len(batches) == 3  # the faces' length: the background stream repeats
     for x, y in batches:

@@ -13,7 +13,7 @@ tf = pytest.importorskip("tensorflow")
 
 from runtime.data.config import data_config  # noqa: E402
 from runtime.data.pipeline import make_dataset, split_faceset  # noqa: E402
-from runtime.data.records import FaceSet  # noqa: E402
+from runtime.data.records import ABSENT, FaceSet  # noqa: E402
 
 pytestmark = pytest.mark.keras
 
@@ -82,16 +82,31 @@ def test_mtfl_rgb_landmark_crop_and_names(mtfl64: FaceSet) -> None:
 @pytest.mark.data
 def test_same_seed_same_batches_new_epoch_new_jitter(mtfl64: FaceSet) -> None:
     cfg = data_config(crop="none", seed=7)
-    a = make_dataset(mtfl64, cfg, training=True, batch_size=32)
-    b = make_dataset(mtfl64, cfg, training=True, batch_size=32)
-    (xa, ya), (xb, yb) = _first(a), _first(b)
-    np.testing.assert_array_equal(xa, xb)
-    np.testing.assert_array_equal(ya, yb)
-    xa2, _ = _first(a)  # second pass over the same dataset: reshuffled and re-jittered
-    assert not np.array_equal(xa, xa2)
+    a = make_dataset(mtfl64, cfg, training=True, batch_size=32, passes=2)
+    b = make_dataset(mtfl64, cfg, training=True, batch_size=32, passes=2)
+    batches_a, batches_b = list(a), list(b)
+    assert len(batches_a) == 4  # 64 rows, 2 per pass
+    for (xa, ya), (xb, yb) in zip(batches_a, batches_b, strict=True):
+        np.testing.assert_array_equal(xa["image"], xb["image"])
+        np.testing.assert_array_equal(ya["landmarks"], yb["landmarks"])
+    xa = batches_a[0][0]["image"].numpy()
+    assert not np.array_equal(xa, batches_a[2][0]["image"])  # pass 2: reshuffled, re-jittered
     xc, _ = _first(make_dataset(mtfl64, data_config(crop="none", seed=8), training=True,
                                 batch_size=32))
     assert not np.array_equal(xa, xc)
+
+
+@pytest.mark.data
+def test_a_stream_started_mid_way_continues_the_unbroken_one(mtfl64: FaceSet) -> None:
+    """What --resume relies on: starting at batch 3 gives batches 3.. of the full stream."""
+    cfg = data_config(crop="none", seed=3, size=32)
+    full = [y["landmarks"].numpy() for _, y in
+            make_dataset(mtfl64, cfg, training=True, batch_size=16, passes=3)]
+    late = [y["landmarks"].numpy() for _, y in
+            make_dataset(mtfl64, cfg, training=True, batch_size=16, passes=3, start_batch=5)]
+    assert len(full) == 12 and len(late) == 7
+    for got, want in zip(late, full[5:], strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_validation_without_jitter_is_exact_and_ordered() -> None:
@@ -134,7 +149,7 @@ def test_box_crop_masks_points_outside_the_box() -> None:
                     boxes=boxes)
     cfg = data_config(crop="box", crop_ratio=1.0, size=30, normalize="scale", channels=3)
     _, y = _first(make_dataset(faces, cfg, training=False, batch_size=2))
-    assert y[0, 0, 2] == 0 and y[0, 0, 0] > 29
+    assert y[0, 0, 2] == ABSENT and y[0, 0, 0] > 29  # labelled, but not in the crop
     assert (y[1, :, 2] == 1).all()
 
 
