@@ -376,6 +376,8 @@ def _feasibility_problems(space: SearchSpace) -> list[tuple[str, str]]:
                         f"bounds: its left side is {side} there"))
     if out:
         return out
+    if _has_interior_sample(space):  # the usual case, decided without importing SciPy
+        return []
     radius = chebyshev_radius(space)
     if radius is None:
         return [("constraints", "the constraints are infeasible together with the bounds: "
@@ -384,6 +386,21 @@ def _feasibility_problems(space: SearchSpace) -> list[tuple[str, str]]:
         return [("constraints", "the feasible set has no interior (the constraints pin it to "
                  "a lower-dimensional set); loosen them or drop a searched param")]
     return []
+
+
+def _has_interior_sample(space: SearchSpace, margin: float = 1e-3) -> bool:
+    """True when a probe point lies `margin` (unit coordinates) inside bounds and
+    constraints: the diagonal of the unit box and some seeded random points. A cheap
+    sufficient test; `chebyshev_radius` (an LP) decides the rest."""
+    a_ub, b_ub = _unit_lp(space)
+    probes = np.concatenate([
+        np.linspace(0.0, 1.0, 41)[1:-1, None] * np.ones(space.dim),
+        np.random.default_rng(0).uniform(margin, 1.0 - margin, (256, space.dim))])
+    inside = np.all((probes >= margin) & (probes <= 1.0 - margin), axis=1)
+    if len(b_ub):
+        reach = margin * np.linalg.norm(a_ub, axis=1)
+        inside &= np.all(probes @ a_ub.T + reach <= b_ub, axis=1)
+    return bool(inside.any())
 
 
 def _point_problems(design: InitialDesign, space: SearchSpace) -> list[tuple[str, str]]:

@@ -128,3 +128,28 @@ def test_nested_sections_and_cross_field_rules() -> None:
     assert "missing required param 'phi' (float)" in errors({"params": TWO})
     missing = errors({"params": TWO, "phi": 1, "max_trail": 3})
     assert "unknown param 'max_trail'" in missing and "did you mean 'max_trials'?" in missing
+
+
+def test_the_cheap_interior_probe_never_contradicts_the_lp() -> None:
+    """`netspec check` skips SciPy when a probe point is strictly feasible; whenever the
+    probe says so, the LP's inscribed ball must be at least the probe's margin."""
+    from runtime.search.space import (
+        LinearConstraint,
+        SearchSpace,
+        _has_interior_sample,
+        chebyshev_radius,
+    )
+
+    rng = np.random.default_rng(4)
+    agreed = 0
+    for _ in range(60):
+        dim = int(rng.integers(1, 4))
+        rows = [LinearConstraint(tuple(rng.normal(size=dim)), float(rng.normal()), "c")
+                for _ in range(int(rng.integers(1, 4)))]
+        space = SearchSpace(tuple(f"x{i}" for i in range(dim)), (0.0,) * dim, (1.0,) * dim,
+                            tuple(rows))
+        radius = chebyshev_radius(space)
+        if _has_interior_sample(space):
+            assert radius is not None and radius >= 1e-3 - 1e-9
+            agreed += 1
+    assert 10 < agreed < 60  # both outcomes occur
