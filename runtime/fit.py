@@ -255,7 +255,9 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
     budget = TimeBudget(tcfg.max_minutes) if tcfg.max_minutes else None
     if budget:
         callbacks.append(budget)
-    _say(f"fit {spec.name}: {len(train_faces)} train / {len(val_faces)} val faces "
+    extra = (f" + {len(background)} background crops ({neg.fraction:.0%} of each batch)"
+             if background is not None and neg else "")
+    _say(f"fit {spec.name}: {len(train_faces)} train / {len(val_faces)} val faces{extra} "
          f"({dcfg.dataset}), batch {batch}, {tcfg.epochs} epochs, {tcfg.optimizer}, "
          f"{devices.describe_devices()} -> {run_dir}/")
     t0 = time.time()
