@@ -14,6 +14,7 @@ import sys
 import time
 
 from compiler.diagnostics import InternalError, SpecError
+from netspec._quiet_tf import import_tensorflow
 
 EXAMPLES = """\
 examples:
@@ -42,7 +43,6 @@ def _load(args: argparse.Namespace):  # noqa: ANN202 - compiler.api.Spec
 def cmd_check(args: argparse.Namespace) -> int:
     from compiler.format import param_summary
     from compiler.ops import DEFAULT_OPS
-
     from netspec.sections import check_sections
 
     t0 = time.perf_counter()
@@ -142,6 +142,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from netspec.compile_cmd import compile_to_dir
 
     spec = _load(args)
+    import_tensorflow()  # after the spec's own checks, which need no TensorFlow
     out = Path(args.output or Path("build") / spec.name)
     t0 = time.perf_counter()
     written = compile_to_dir(spec, out, mixed_precision=args.mixed_precision)
@@ -154,6 +155,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from runtime.fit import fit_spec
 
     spec = _load(args)
+    import_tensorflow()  # after the spec's own checks, which need no TensorFlow
     run_dir = Path(args.output or Path("runs") / spec.name)
     fit_spec(spec, run_dir, data=args.data, data_format=args.format, resume=args.resume,
              overrides=args.overrides, device=_device_options(args),
@@ -162,6 +164,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    import_tensorflow()
     from runtime.evaluate import evaluate_run
 
     evaluate_run(Path(args.run), data=args.data, data_format=args.format,
@@ -171,6 +174,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    import_tensorflow()
     if args.multi_face:
         return cmd_predict_multiface(args)
     from runtime.predict import predict_run
@@ -204,6 +208,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from runtime.search_cmd import search_spec
 
     spec = _load(args)
+    import_tensorflow()  # after the spec's own checks, which need no TensorFlow
     search_spec(spec, Path(args.output or Path("searches") / spec.name), data=args.data,
                 data_format=args.format, workers=args.workers, executor=args.executor,
                 address=args.address, overrides=args.overrides)

@@ -191,6 +191,9 @@ def limit_threads(threads: int | None) -> None:
         return
     for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
         os.environ[var] = str(threads)
+    from netspec._quiet_tf import import_tensorflow
+
+    import_tensorflow()  # a trial process: no start-up banner per trial
     import tensorflow as tf
 
     with contextlib.suppress(RuntimeError):  # already set in this process: keep it
