@@ -78,8 +78,10 @@ def explain_pipeline_error(cfg: DataConfig, err: BaseException) -> None:
     load_faceset(cfg.dataset, cfg.format, on_error=cfg.on_error, verify_images=True)
 
 
-def backgrounds(train: FaceSet, cfg: DataConfig) -> FaceSet | None:
-    """The background crops of `data.negatives` for `train` (None when it is off)."""
+def backgrounds(train: FaceSet, cfg: DataConfig, loc: SourceLoc | None = None
+                ) -> FaceSet | None:
+    """The background crops of `data.negatives` for `train` (None when it is off); `loc`
+    (the spec's data section) places errors."""
     from runtime.data.config import negatives_config
 
     neg = negatives_config(cfg)
@@ -88,7 +90,7 @@ def backgrounds(train: FaceSet, cfg: DataConfig) -> FaceSet | None:
     from runtime.data.negatives import background_faceset
 
     return background_faceset(train, neg, size=cfg.size, crop_ratio=cfg.crop_ratio,
-                              seed=cfg.seed)
+                              seed=cfg.seed, loc=loc)
 
 
 def split(faces: FaceSet, cfg: DataConfig) -> tuple[FaceSet, FaceSet]:

@@ -158,7 +158,7 @@ def fit_spec(spec: Spec, run_dir: Path, *, data: str | None = None,
 
     faces = load_faces(spec, dcfg)  # bad data fails before RUN/ is created
     train_faces, val_faces = split(faces, dcfg)
-    background = backgrounds(train_faces, dcfg)
+    background = backgrounds(train_faces, dcfg, spec.section("data").loc_of("negatives"))
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "spec.resolved.yaml", resolved)
     if ecfg.shape_model:  # LGCN: PCA shape model of the training shapes -> RUN/shape_model.npz

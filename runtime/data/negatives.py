@@ -34,9 +34,10 @@ TRIES = 6  # candidate positions per wanted square before a crowded image gives 
 
 
 def background_faceset(train: FaceSet, neg: NegativesConfig, *, size: int, crop_ratio: float,
-                       seed: int) -> FaceSet:
-    """`neg.per_image` background squares per source image; a `DataError` (naming the
-    source) when none fits, e.g. faces filling every image of `source: train`."""
+                       seed: int, loc: SourceLoc | None = None) -> FaceSet:
+    """`neg.per_image` background squares per source image; a `DataError` (at `loc`, the
+    spec's data section, or the folder) when none fits, e.g. faces filling every image of
+    `source: train`."""
     if neg.source == TRAIN_SOURCE:
         paths, images = train.paths, train.images
         sizes = _sizes(train)
@@ -55,11 +56,11 @@ def background_faceset(train: FaceSet, neg: NegativesConfig, *, size: int, crop_
                                              neg.part_zoom, rng)
         rows, squares = np.concatenate([rows, part_rows]), np.concatenate([squares, parts])
     if rows.size == 0:
-        where = "the training images" if neg.source == TRAIN_SOURCE else neg.source
-        raise DataError.at(SourceLoc(str(neg.source)),
-                           f"no background square of {neg.min_scale * size:.0f} px or more "
-                           f"fits in {where}" + (" clear of the faces" if keep_out is not None
-                                                  else ""),
+        from_train = neg.source == TRAIN_SOURCE
+        where = "the training images clear of the faces" if from_train else neg.source
+        at = (loc or SourceLoc("<data>")) if from_train else SourceLoc(neg.source)
+        raise DataError.at(at, f"data.negatives: no background square of "
+                               f"{neg.min_scale * size:.0f} px or more fits in {where}",
                            hint="lower negatives.min_scale or negatives.margin, or give a "
                                 "folder of face-free images as negatives.source")
     half = squares[:, 2] / (2.0 * crop_ratio)  # square_crops(box, crop_ratio) == square

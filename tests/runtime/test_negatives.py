@@ -117,8 +117,8 @@ def test_background_errors_name_the_source(tmp_path: Path) -> None:
         background_faceset(bright_faces(), NegativesConfig(source=str(tmp_path)),
                            size=SIZE, crop_ratio=1.3, seed=0)
     tight = NegativesConfig(min_scale=4.0, max_scale=5.0)  # 96 px squares: no room
-    with pytest.raises(DataError, match="no background square of 96 px or more fits in "
-                                        "the training images clear of the faces"):
+    with pytest.raises(DataError, match="data.negatives: no background square of 96 px or "
+                                        "more fits in the training images clear of the faces"):
         background_faceset(bright_faces(), tight, size=SIZE, crop_ratio=1.3, seed=0)
 
 
