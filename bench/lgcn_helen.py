@@ -77,8 +77,10 @@ def run(name: str, spec_file: str, overrides: list[str], args: argparse.Namespac
     return row
 
 
-def two_face_check(run_dir: Path, args: argparse.Namespace, pairs: int) -> dict[str, Any]:
-    """Pairs of validation faces side by side: faces found and their NME (inter-ocular)."""
+def two_face_check(run_dir: Path, args: argparse.Namespace, pairs: int, first: int = 0
+                   ) -> dict[str, Any]:
+    """Pairs of validation faces side by side (faces 2i and 2i + 1 for i = first, ...):
+    faces found and their NME (inter-ocular)."""
     from PIL import Image
 
     from runtime.datasets import load_faces, spec_data_config, split
@@ -98,7 +100,7 @@ def two_face_check(run_dir: Path, args: argparse.Namespace, pairs: int) -> dict[
     predict = keras_predictor(model, spec)
     opts = DetectOptions(threshold=args.threshold, min_side=dcfg.size)
     found, errors, exact = [], [], 0
-    for i in range(pairs):
+    for i in range(first, min(first + pairs, len(val) // 2)):
         a, b = 2 * i, 2 * i + 1
         imgs = [np.asarray(Image.open(val.paths[j]).convert("RGB"), np.float32) for j in (a, b)]
         if imgs[0].shape[0] != imgs[1].shape[0]:

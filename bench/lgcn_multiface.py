@@ -44,6 +44,9 @@ def main() -> int:
                    help="data.negatives mapping (YAML)")
     p.add_argument("--no-negatives", action="store_true", help="train on faces only")
     p.add_argument("--pairs", type=int, default=20, help="two-face images to check")
+    p.add_argument("--first-pair", type=int, default=0,
+                   help="start at validation faces 2k, 2k+1 (e.g. 20: past the pairs "
+                        "DetectOptions' defaults were set on)")
     p.add_argument("--threshold", type=float, default=0.25, help="multi-face peak threshold")
     p.add_argument("--run", help="skip training: check this finished run directory")
     p.add_argument("--set", dest="overrides", action="append", default=[],
@@ -64,7 +67,7 @@ def main() -> int:
                   [*lgcn_overrides(args), *common_overrides(args, args.minutes * 0.9)], args,
                   shape_model=True)
         run_dir = Path(row["run"])
-    check = two_face_check(run_dir, args, args.pairs)
+    check = two_face_check(run_dir, args, args.pairs, args.first_pair)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"fit": row, "two_faces": check}, indent=1))

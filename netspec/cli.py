@@ -8,12 +8,13 @@ This is the only module that reads argv/environment and prints. Spec-only comman
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import os
 from pathlib import Path
 import sys
 import time
 
-from compiler.diagnostics import InternalError, SpecError
+from compiler.diagnostics import InternalError, SourceLoc, SpecError
 from netspec._quiet_tf import import_tensorflow
 
 EXAMPLES = """\
@@ -174,9 +175,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import_tensorflow()
     if args.multi_face:
         return cmd_predict_multiface(args)
+    given = [f for f, v in (("--peak-threshold", args.peak_threshold),
+                            ("--min-score", args.min_score)) if v is not None]
+    if given:
+        raise SpecError.at(SourceLoc("<command line>"),
+                           f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} only "
+                           "for --multi-face", hint="add --multi-face")
+    import_tensorflow()
     from runtime.predict import predict_run
 
     out = Path(args.output)
@@ -193,10 +200,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_predict_multiface(args: argparse.Namespace) -> int:
     """LGCN section 4.3: every face in each image, no face detector (runtime/multiface.py)."""
-    from runtime.multiface import predict_multiface_run
+    from runtime.multiface import DetectOptions, predict_multiface_run
 
+    opts = DetectOptions()
+    for flag, name, value in (("--peak-threshold", "threshold", args.peak_threshold),
+                              ("--min-score", "min_score", args.min_score)):
+        if value is not None:
+            if value < 0.0:
+                raise SpecError.at(SourceLoc("<command line>"),
+                                   f"{flag} must be >= 0, found {value}")
+            opts = replace(opts, **{name: value})
+    import_tensorflow()
     done = predict_multiface_run(Path(args.run), [Path(p) for p in args.images],
-                                 Path(args.output))
+                                 Path(args.output), opts)
     for path, n in done:
         print(f"{path}: {n} face(s)")
     print(f"wrote <image>.faces.json and <image>.faces.png for {len(done)} image(s) -> "
@@ -298,6 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--multi-face", action="store_true",
                    help="find every face without a face detector (image pyramid + PCA "
                         "shape model; needs RUN/shape_model.npz)")
+    p.add_argument("--peak-threshold", type=float, default=None, metavar="T",
+                   help="--multi-face: a candidate landmark is a local heat-map maximum of at "
+                        "least T (default 0.25)")
+    p.add_argument("--min-score", type=float, default=None, metavar="S",
+                   help="--multi-face: keep a face whose mean heat-map value at its fitted "
+                        "landmarks is at least S (default 0.35; lower finds more faces, and "
+                        "more false ones)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("search", help="polynomial-regression search over spec params")

@@ -52,7 +52,10 @@ class DetectOptions:
     crop_margin: float = 0.9  # fit window half-side, x the hypothesised face size
     support: float = 0.5  # a fitted landmark is supported above support x threshold ...
     min_support: float = 0.5  # ... and a face needs this fraction of supported landmarks
-    max_mahalanobis: float = 2.5  # x sqrt(components): plausibility limit of the raw fit
+    min_score: float = 0.35  # ... and this mean heat-map value at its fitted landmarks
+    max_mahalanobis: float = 2.0  # x sqrt(components): plausibility limit of the raw fit
+    # (min_score and max_mahalanobis were set on 20 HELEN pairs side by side with a
+    # CPU-trained LGCN, bench/lgcn_multiface.py; where they cut spurious faces from 50 to 1)
     scale_range: tuple[float, float] = (0.5, 2.0)  # fitted / hypothesised face size
     min_side: int | None = None  # the pyramid stops at the first level whose longer side is
     # below this (None: the network's input size, as the paper's 96)
@@ -202,10 +205,23 @@ def face_hypotheses(pyr: Pyramid, model: ShapeModel, scale0: float, opts: Detect
 def verify(pyr: Pyramid, hyp: Hypothesis, model: ShapeModel, scale0: float,
            opts: DetectOptions, windows: Sequence[float] = DEFAULT_WINDOWS,
            window_scale: float = 1.0) -> Face | None:
-    """Fit the shape model around a hypothesis on the maps of its own pyramid level (where
-    the face has about the training size, so the 20 / 7 px windows apply as trained); the
-    face in original pixels, or None when the fit is implausible or unsupported."""
-    index = int(np.clip(np.round(hyp.level), 0, len(pyr.factors) - 1))
+    """Fit the shape model around a hypothesis on the maps of the pyramid levels next to
+    its votes' mean level (where the face has about the training size, so the 20 / 7 px
+    windows apply as trained): the best-supported plausible face in original pixels, or
+    None. A face between two levels votes from both; the one nearer the training scale
+    gives the sharper maps, and the fit, not the vote, tells which that is."""
+    top = len(pyr.factors) - 1
+    levels = sorted({int(np.clip(np.floor(hyp.level), 0, top)),
+                     int(np.clip(np.ceil(hyp.level), 0, top))})
+    faces = [face for index in levels
+             if (face := _verify_at(pyr, index, hyp, model, scale0, opts, windows,
+                                    window_scale))]
+    return max(faces, key=lambda face: face.score, default=None)
+
+
+def _verify_at(pyr: Pyramid, index: int, hyp: Hypothesis, model: ShapeModel, scale0: float,
+               opts: DetectOptions, windows: Sequence[float], window_scale: float
+               ) -> Face | None:
     f, maps = float(pyr.factors[index]), pyr.maps[index]
     h, w, _ = maps.shape
     cx, cy = (hyp.centre + 0.5) / f - 0.5
@@ -221,8 +237,8 @@ def verify(pyr: Pyramid, hyp: Hypothesis, model: ShapeModel, scale0: float,
     support = sample_maps(crop, fit.model_points)
     supported = support >= opts.support * opts.threshold
     limit = opts.max_mahalanobis * np.sqrt(max(model.n_components, 1))
-    if (supported.mean() < opts.min_support or fit.mahalanobis > limit
-            or not opts.scale_range[0] <= ratio <= opts.scale_range[1]):
+    if (supported.mean() < opts.min_support or support.mean() < opts.min_score
+            or fit.mahalanobis > limit or not opts.scale_range[0] <= ratio <= opts.scale_range[1]):
         return None
     points = (fit.points + [x0, y0] + 0.5) * f - 0.5
     return Face(points, float(support.mean()), float(np.log2(f)), fit.mahalanobis)

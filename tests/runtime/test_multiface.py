@@ -188,3 +188,29 @@ def test_two_helen_faces_side_by_side(shared_data: Path, tmp_path: Path) -> None
     path = write_faces(tmp_path, Path("pair.jpg"), image, faces)
     assert '"faces"' in path.read_text()
     assert (tmp_path / "pair.faces.png").exists()
+
+
+def test_weak_support_is_no_face_unless_asked(synth) -> None:  # noqa: ANN001
+    """A face whose peaks reach only 0.3 (a network unsure of it) falls below the default
+    min_score 0.35; --min-score 0.2 accepts it."""
+    model, shapes = synth
+    pts = place(shapes[3], (80, 80), FACE_SIZE)
+    maps = np.zeros((160, 160, 68), np.float32)
+    draw_peaks(maps, pts, 0.3)
+    assert faces_from_heatmaps(Pyramid.single(maps), model, FACE_SIZE) == []
+    weak = DetectOptions(min_score=0.2)
+    faces = faces_from_heatmaps(Pyramid.single(maps), model, FACE_SIZE, weak)
+    assert len(faces) == 1 and match(faces, [pts])[0] < 0.03
+
+
+def test_a_face_between_levels_is_fitted_where_it_is_sharpest(synth) -> None:  # noqa: ANN001
+    """Votes from two levels average to a level in between; verification tries both
+    neighbouring levels and keeps the better-supported fit."""
+    model, shapes = synth
+    truth = [place(shapes[4], (150, 100), FACE_SIZE * 1.45)]  # level 0.54 by the oracle
+    pyr = heatmap_pyramid(oracle(truth, 200), np.zeros((200, 300, 1)))
+    scale0 = FACE_SIZE / np.ptp(model.mean, axis=0).max()
+    hyp = Hypothesis(truth[0].mean(axis=0), 0.4, 68, 68.0)  # rounds to level 0 ...
+    face = verify(pyr, hyp, model, scale0, DetectOptions())
+    assert face is not None and face.level == 1.0  # ... but level 1 is nearer the scale
+    assert match([face], truth)[0] < 0.03
