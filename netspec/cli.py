@@ -25,6 +25,8 @@ examples:
   netspec fit specs/rcn_6branch.yaml -o runs/rcn6 --data ../shared/data/mtfl
   netspec eval runs/rcn6 --data ../shared/data/mtfl --json
   netspec predict runs/rcn6 face.jpg -o predictions/
+  netspec predict runs/lgcn group.jpg -o faces/ --multi-face
+  netspec search specs/is_net.yaml -o searches/is --data ../shared/data/mtfl
 """
 
 
