@@ -122,14 +122,10 @@ def two_face_check(run_dir: Path, args: argparse.Namespace, pairs: int, first: i
             "nme_of_true_faces": [round(e, 4) for e in errors]}
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--minutes", type=float, default=20.0, help="total wall-clock budget")
-    p.add_argument("--lgcn-share", type=float, default=0.4,
-                   help="fraction of the budget for each LGCN training (the rest: rcn_300w)")
-    p.add_argument("--no-rcn", action="store_true", help="skip the rcn_300w comparison")
+def add_network_args(p: argparse.ArgumentParser, *, steps_per_epoch: int) -> None:
+    """Data, the CPU-sized LGCN, its training and the multi-face threshold (the options
+    `lgcn_overrides`, `common_overrides` and `two_face_check` read)."""
     p.add_argument("--data", default=str(SHARED / "helen68"))
-    p.add_argument("--out", default="runs/bench_lgcn")
     p.add_argument("--size", type=int, default=48)
     p.add_argument("--filters", type=int, default=16)
     p.add_argument("--local-depth", type=int, default=6)
@@ -138,12 +134,22 @@ def main() -> int:
     p.add_argument("--global-depth", type=int, default=3)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--steps-per-epoch", type=int, default=12,
+    p.add_argument("--steps-per-epoch", type=int, default=steps_per_epoch,
                    help="short epochs, so the best validation model is picked often")
-    p.add_argument("--pairs", type=int, default=10, help="two-face images to check")
     p.add_argument("--threshold", type=float, default=0.25, help="multi-face peak threshold")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    help="extra override for every run")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=float, default=20.0, help="total wall-clock budget")
+    p.add_argument("--lgcn-share", type=float, default=0.4,
+                   help="fraction of the budget for each LGCN training (the rest: rcn_300w)")
+    p.add_argument("--no-rcn", action="store_true", help="skip the rcn_300w comparison")
+    p.add_argument("--out", default="runs/bench_lgcn")
+    p.add_argument("--pairs", type=int, default=10, help="two-face images to check")
+    add_network_args(p, steps_per_epoch=12)
     args = p.parse_args()
     if not Path(args.data).is_dir():
         print(f"HELEN not found at {args.data} (set NETSPEC_SHARED_DATA or --data)")

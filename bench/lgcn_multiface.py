@@ -20,23 +20,21 @@ import json
 from pathlib import Path
 import sys
 
-from lgcn_helen import SHARED, common_overrides, lgcn_overrides, run, two_face_check
+from lgcn_helen import (
+    add_network_args,
+    common_overrides,
+    lgcn_overrides,
+    run,
+    two_face_check,
+)
 import numpy as np
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--minutes", type=float, default=40.0, help="training budget")
-    p.add_argument("--data", default=str(SHARED / "helen68"))
     p.add_argument("--out", default="runs/bench_multiface")
-    p.add_argument("--size", type=int, default=48)
-    p.add_argument("--filters", type=int, default=16)
-    p.add_argument("--local-depth", type=int, default=6)
-    p.add_argument("--local-wide", type=int, default=2)
-    p.add_argument("--global-depth", type=int, default=3)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--steps-per-epoch", type=int, default=24)
+    add_network_args(p, steps_per_epoch=24)
     p.add_argument("--scale", type=float, default=0.35,
                    help="scale jitter U[1-s, 1+s]: ~0.35 covers the pyramid's octave")
     p.add_argument("--negatives", default="{fraction: 0.25, min_scale: 0.5, max_scale: 3.0, "
@@ -47,10 +45,7 @@ def main() -> int:
     p.add_argument("--first-pair", type=int, default=0,
                    help="start at validation faces 2k, 2k+1 (e.g. 20: past the pairs "
                         "DetectOptions' defaults were set on)")
-    p.add_argument("--threshold", type=float, default=0.25, help="multi-face peak threshold")
     p.add_argument("--run", help="skip training: check this finished run directory")
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   help="extra override for the run")
     args = p.parse_args()
     if not Path(args.data).is_dir():
         print(f"HELEN not found at {args.data} (set NETSPEC_SHARED_DATA or --data)")
