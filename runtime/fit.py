@@ -229,10 +229,6 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
         ckpt.restore(manager.latest_checkpoint).expect_partial()
         _say(f"resuming {run_dir} after epoch {start} (best {tcfg.monitor} "
              f"{state.get('best')})")
-    if start >= tcfg.epochs:
-        _say(f"{run_dir}: already trained {start} of {tcfg.epochs} epochs; nothing to do")
-        return FitResult(run_dir, start, state.get("best"), state.get("best_epoch"), "completed")
-
     out_name, kind = decoded_output(spec, ecfg)
     xv, yv = _collect(val_ds, input_name, tcfg.val_examples)
     if not (yv[..., 2] > 0.5).any():

@@ -145,8 +145,6 @@ class DataConfig(OpParams):
         if isinstance(self.val_split, float) and not 0.0 < self.val_split < 1.0:
             out.append(("val_split", f"a fraction must be in (0, 1), found {self.val_split}"))
         for key, cls, raw in _nested_sections(self):
-            if key == _NEGATIVES and raw is None:
-                continue
             _typed, diags = _coerce_nested(cls, key, raw)
             for d in diags:
                 msg = d.message.removeprefix(f"{key}: ")
