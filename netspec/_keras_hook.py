@@ -1,7 +1,8 @@
 """Register netspec's custom Keras layers lazily: when Keras is (or gets) imported.
 
 Importing Keras costs seconds, so `import netspec` must not do it; but a user who
-loads a `.keras` file needs the custom classes registered. A meta-path finder runs
+loads a `.keras` file needs the custom classes registered: the layers, and the losses a
+trained run's model.keras names in its compile config. A meta-path finder runs
 the registration right after the `keras` package finishes importing.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 
 def _register() -> None:
     import compiler.keras_layers  # noqa: F401 - decorators register the classes
+    import runtime.losses  # noqa: F401 - LandmarkLoss: a trained run's compile config
 
 
 class _AfterKeras:

@@ -27,6 +27,7 @@ examples:
   netspec predict runs/rcn6 face.jpg -o predictions/
   netspec predict runs/lgcn group.jpg -o faces/ --multi-face
   netspec search specs/is_net.yaml -o searches/is --data ../shared/data/mtfl
+  netspec doctor                      # versions, devices, numerics self-test: for bug reports
 """
 
 
@@ -233,15 +234,43 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from netspec.doctor import report
+
+    return report(print)
+
+
 def _device_options(args: argparse.Namespace) -> dict[str, object]:
     return {"mixed_precision": args.mixed_precision, "xla": args.xla,
             "strategy": args.strategy}
 
 
+# The readers' format names (runtime.data.readers.FORMATS, which imports NumPy: too slow to
+# load for every command's help; tests/cli/test_cli_usage.py keeps the two equal) and the
+# short names --format also takes.
+DATA_FORMATS = ("mtfl", "pts", "csv_table", "coco", "video")
+FORMAT_ALIASES = {"csv": "csv_table"}
+
+
+def _data_format(value: str) -> str:
+    """--format's type: a reader's name (or an alias of one), else a usage error."""
+    from runtime.data.readers import FORMATS
+
+    name = FORMAT_ALIASES.get(value, value)
+    if name not in FORMATS:
+        aliases = ", ".join(f"{a} = {n}" for a, n in FORMAT_ALIASES.items())
+        raise argparse.ArgumentTypeError(
+            f"unknown data format '{value}'; choose from {', '.join(FORMATS)} ({aliases})")
+    return name
+
+
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="dataset path (MTFL list, .pts folder, CSV, COCO json, video "
                                   "folders) or 'synthetic'; default: the spec's data.dataset")
-    p.add_argument("--format", help="force the data format (mtfl, pts, csv, coco, video)")
+    p.add_argument("--format", type=_data_format, metavar="NAME",
+                   help=f"force the data format: {', '.join(DATA_FORMATS)} "
+                        f"({', '.join(f'{a} = {n}' for a, n in FORMAT_ALIASES.items())}); "
+                        "default: detected from --data")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -336,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: search.executor)")
     p.add_argument("--address", help="Ray cluster address (with --executor ray)")
     p.set_defaults(func=cmd_search)
+    p = sub.add_parser("doctor", help="versions, devices and a numerics + training self-test "
+                                      "(paste its output into bug reports)")
+    p.set_defaults(func=cmd_doctor)
     return parser
 
 

@@ -98,7 +98,7 @@ def build_model(spec: Spec, cfg: TrainConfig, input_size: int, *, mixed_precisio
     import keras
 
     from compiler.lower_keras import lower_to_keras
-    from runtime.losses import make_loss
+    from runtime.losses import LandmarkLoss
 
     model = lower_to_keras(spec.graph, mixed_precision=mixed_precision)
     types = spec.graph.types()
@@ -107,9 +107,8 @@ def build_model(spec: Spec, cfg: TrainConfig, input_size: int, *, mixed_precisio
         if o.loss is None:
             continue
         try:
-            losses[o.name] = make_loss(o.loss, input_size=input_size,
-                                       out_shape=types[o.source].shape,  # type: ignore[union-attr]
-                                       **dict(o.loss_args))
+            out_shape = types[o.source].shape[1:]  # type: ignore[union-attr]
+            losses[o.name] = LandmarkLoss(o.loss, input_size, out_shape, dict(o.loss_args))
         except ValueError as e:
             raise SpecError.at(o.loc, f"output '{o.name}': {e}") from None
         weights[o.name] = o.weight
@@ -117,18 +116,16 @@ def build_model(spec: Spec, cfg: TrainConfig, input_size: int, *, mixed_precisio
         raise SpecError.at(SourceLoc(spec.file), "no output has a loss, so nothing can be "
                                                  "trained", hint="add loss: to an output")
     terms = _l2_groups(model, dict(cfg.l2 or {}), spec.section("train").loc) if cfg.l2 else []
-    objective = Objective(dict(losses), dict(weights), terms)
+    # validation scores per example in the same terms, so it keeps the un-reduced losses
+    objective = Objective({n: fn.per_example for n, fn in losses.items()}, dict(weights), terms)
     if terms:
         first = next(iter(losses))
-        base = losses[first]
         scale = 1.0 / max(weights[first], 1e-12)
 
-        def with_l2(y_true: Any, y_pred: Any, _base: Any = base) -> Any:
-            reg = sum(c * keras.ops.sum(keras.ops.square(w)) for c, w in terms)
-            return _base(y_true, y_pred) + scale * reg
+        def penalty() -> Any:
+            return scale * sum(c * keras.ops.sum(keras.ops.square(w)) for c, w in terms)
 
-        with_l2.__name__ = base.__name__
-        losses[first] = with_l2
+        losses[first].penalty = penalty
     model.compile(optimizer=make_optimizer(cfg), loss=losses, loss_weights=weights,
                   jit_compile=bool(xla))
     return model, objective

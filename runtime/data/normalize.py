@@ -45,8 +45,8 @@ def lcn(images: tf.Tensor, size: int = LCN_SIZE, sigma: float = LCN_SIGMA) -> tf
     (out + 2.5) / 5. G is a zero-padded Gaussian blur, as RCN's 'full' conv + centre
     crop. RCN took the mean std over the whole batch and summed G over channels; here
     it is per image and per channel, so an image's input never depends on its batch.
-    The blur runs as two banded matmuls (B_h @ x @ B_w^T), which on CPU is ~20x faster
-    than a 9x9 depthwise convolution.
+    The blur runs as banded matmuls (B_h @ x @ B_w^T), which on CPU is ~20x faster than a
+    9x9 depthwise convolution; see `_blur_rows` for why every matmul is rank 2.
     """
     x = tf.convert_to_tensor(images, tf.float32)
     h, w = x.shape[1], x.shape[2]
@@ -56,7 +56,9 @@ def lcn(images: tf.Tensor, size: int = LCN_SIZE, sigma: float = LCN_SIGMA) -> tf
     cols = tf.constant(blur_matrix(w, size, sigma))
 
     def blur(t: tf.Tensor) -> tf.Tensor:  # [B, C, H, W]
-        return tf.matmul(tf.matmul(rows, t), cols, transpose_b=True)
+        along_w = _blur_rows(t, cols)
+        along_h = _blur_rows(tf.transpose(along_w, [0, 1, 3, 2]), rows)
+        return tf.transpose(along_h, [0, 1, 3, 2])
 
     xt = tf.transpose(x, [0, 3, 1, 2])
     v = xt - blur(xt)
@@ -64,6 +66,19 @@ def lcn(images: tf.Tensor, size: int = LCN_SIZE, sigma: float = LCN_SIGMA) -> tf
     mean_std = tf.reduce_mean(std, axis=[1, 2, 3], keepdims=True)
     out = v / tf.maximum(tf.maximum(std, mean_std), 1e-6)
     return tf.transpose((out + 2.5) / 5.0, [0, 2, 3, 1])
+
+
+def _blur_rows(t: tf.Tensor, band: tf.Tensor) -> tf.Tensor:
+    """t [..., n] @ band^T along the last axis, as ONE rank-2 matmul [rows, n] @ [n, n].
+
+    Not `tf.matmul(t, band)` on the rank-4 tensor: TensorFlow 2.19-2.21 send a broadcast
+    batch matmul with a unit batch dim to oneDNN 3.7's brg_matmul:avx512_core kernel,
+    which on AVX-512 CPUs returns wrong values and then writes out of bounds (TF issues
+    117700, 123109; oneDNN 4396). tests/numerics checks every pipeline op against numpy.
+    """
+    n = band.shape[0]
+    flat = tf.reshape(t, [-1, n])
+    return tf.reshape(tf.matmul(flat, band, transpose_b=True), tf.shape(t))
 
 
 def per_image(images: tf.Tensor) -> tf.Tensor:
