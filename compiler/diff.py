@@ -1,8 +1,12 @@
-"""Structural differences between two typed graphs (`netspec diff A B`)."""
+"""What differs between two specs (`netspec diff A B`): the typed graphs, layer by layer,
+and the run sections (data/train/eval/search), key path by key path."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields
+import json
+from typing import Any
 
 from compiler.ir import Graph, Node
 
@@ -54,4 +58,34 @@ def diff_graphs(a: Graph, b: Graph) -> list[str]:
                 (y.source, y.loss, y.weight, dict(y.loss_args)):
             lines.append(f"~ output {name}: {x.source}/{x.loss}/x{x.weight:g} -> "
                          f"{y.source}/{y.loss}/x{y.weight:g}")
+    return lines
+
+
+def _show(value: Any) -> str:  # noqa: ANN401 - plain YAML data
+    try:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _walk(path: str, x: Any, y: Any, lines: list[str]) -> None:  # noqa: ANN401
+    if isinstance(x, Mapping) and isinstance(y, Mapping):
+        for key in [*x, *(k for k in y if k not in x)]:
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in y:
+                lines.append(f"- {sub}: {_show(x[key])}")
+            elif key not in x:
+                lines.append(f"+ {sub}: {_show(y[key])}")
+            else:
+                _walk(sub, x[key], y[key], lines)
+    elif x != y or isinstance(x, bool) != isinstance(y, bool):  # 40 == 40.0, True != 1
+        lines.append(f"~ {path}: {_show(x)} -> {_show(y)}")
+
+
+def diff_sections(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """'~ train.epochs: 30 -> 3', '+ data.limit: 100', '- eval.shape_model: true' for the
+    run sections given as plain data ({"train": {...}, ...}); empty if equal. A key only
+    one side has is listed with '+'/'-' (the other side gets the default)."""
+    lines: list[str] = []
+    _walk("", dict(a), dict(b), lines)
     return lines

@@ -128,26 +128,39 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from compiler.api import load_spec
-    from compiler.diff import diff_graphs
+    """Exit codes as diff(1): 0 identical, 1 different, 2 trouble (a spec does not load)."""
+    from compiler.api import SECTIONS, load_spec
+    from compiler.diff import diff_graphs, diff_sections
+    from compiler.spec_files import as_plain
 
-    a = load_spec(args.a, args.overrides)
-    b = load_spec(args.b, args.overrides)
-    lines = diff_graphs(a.graph, b.graph)
+    try:
+        a = load_spec(args.a, args.overrides)
+        b = load_spec(args.b, args.overrides)
+    except SpecError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    lines = diff_graphs(a.graph, b.graph) + diff_sections(
+        *({s: as_plain(spec.sections[s]) for s in SECTIONS if s in spec.sections}
+          for spec in (a, b)))
     if not lines:
-        print("graphs are identical")
+        print("specs are identical (graph and data/train/eval/search sections)")
         return 0
     print(f"--- {args.a}\n+++ {args.b}")
     print("\n".join(lines))
-    return 0
+    return 1
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from netspec.compile_cmd import compile_to_dir
+    from netspec.compile_cmd import compile_to_dir, default_output_dir, prepare_output_dir
 
     spec = _load(args)
+    out = Path(args.output) if args.output else default_output_dir(spec)
+    try:
+        prepare_output_dir(out, given=args.output is not None)  # before TensorFlow loads
+    except SpecError as e:
+        print(str(e), file=sys.stderr)
+        return 2
     import_tensorflow()  # after the spec's own checks, which need no TensorFlow
-    out = Path(args.output or Path("build") / spec.name)
     t0 = time.perf_counter()
     written = compile_to_dir(spec, out, mixed_precision=args.mixed_precision)
     print(f"compiled {spec.file} -> {out}/ ({', '.join(p.name for p in written)}) "

@@ -37,6 +37,7 @@ COMMANDS: dict[str, list[str]] = {
     "graph_broken": ["graph", BROKEN, "-o", str(OUT / "b.html")],
     "diff": ["diff", "specs/rcn_5branch.yaml", "specs/rcn_6branch.yaml"],
     "diff_broken": ["diff", "specs/rcn_6branch.yaml", BROKEN],
+    "diff_same": ["diff", "specs/rcn_6branch.yaml", "specs/rcn_6branch.yaml"],
     "unknown_command": ["chekc", "specs/rcn_6branch.yaml"],
 }
 
@@ -63,9 +64,9 @@ def run(key: str, code: int) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(("key", "code"), [
     ("check", 0), ("show", 0), ("expand", 0), ("ops", 0), ("ops_one", 0),
-    ("graph_html", 0), ("graph_dot", 0), ("diff", 0),
+    ("graph_html", 0), ("graph_dot", 0), ("diff", 1), ("diff_same", 0), ("diff_broken", 2),
     ("check_bad_set", 1), ("check_broken", 1), ("check_missing", 1), ("show_broken", 1),
-    ("expand_broken", 1), ("graph_broken", 1), ("diff_broken", 1),
+    ("expand_broken", 1), ("graph_broken", 1),
     ("check_no_spec", 2), ("ops_unknown", 2), ("graph_bad_format", 2),
     ("unknown_command", 2),
 ])
@@ -83,8 +84,9 @@ def test_spec_errors_go_to_stderr_with_locations() -> None:
     r = run("check_broken", 1)
     assert r.stdout == ""
     assert r.stderr.startswith("tests/golden/errors/shape_concat_odd_pool.yaml:11:5: error: ")
-    for key in ("show_broken", "expand_broken", "graph_broken", "diff_broken"):
+    for key in ("show_broken", "expand_broken", "graph_broken"):
         assert run(key, 1).stderr == r.stderr
+    assert run("diff_broken", 2).stderr == r.stderr  # diff(1)'s "trouble"
     assert not (OUT / "b.html").exists()
 
 
@@ -126,7 +128,9 @@ def test_graph_files() -> None:
 
 
 def test_diff() -> None:
-    lines = run("diff", 0).stdout.splitlines()
+    assert run("diff_same", 0).stdout == (
+        "specs are identical (graph and data/train/eval/search sections)\n")
+    lines = run("diff", 1).stdout.splitlines()
     assert lines[:2] == ["--- specs/rcn_5branch.yaml", "+++ specs/rcn_6branch.yaml"]
     assert "+ enc6.pool: max_pool2d(enc5.conv) float32[?, 2, 2, 48]" in lines
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from compiler.api import expanded_document, load_spec, load_spec_text
-from compiler.diff import diff_graphs
+from compiler.diff import diff_graphs, diff_sections
 from compiler.dump import dump_spec
 from compiler.ops import DEFAULT_OPS
 from compiler.render import to_dot, to_html
@@ -24,7 +24,7 @@ layers:
   - {name: gone, op: identity, in: c1}
   - {name: head, op: conv2d, in: c1, filters: 2, kernel_size: 1}
 outputs:
-  maps: {from: head, loss: spatial_softmax_nll}
+  maps: {from: head, loss: spatial_softmax_nll, args: {from_logits: true}}
   extra: {from: c1}
 """
 B = """version: 1
@@ -35,7 +35,7 @@ layers:
   - {name: added, op: max_pool2d, in: c1, pool_size: 2}
   - {name: head, op: identity, in: added}
 outputs:
-  maps: {from: head, loss: spatial_softmax_nll, weight: 2}
+  maps: {from: head, loss: spatial_softmax_nll, weight: 2, args: {from_logits: true}}
   new: {from: added}
 """
 
@@ -66,6 +66,39 @@ def test_diff_of_real_specs(repo: Path) -> None:
     assert diff_graphs(six, five)[0].startswith("- enc6.pool")
 
 
+def test_diff_sections_names_key_paths() -> None:
+    a = {"train": {"epochs": 30, "optimizer": "adadelta", "rho": 0.95},
+         "data": {"augment": {"rotation": 40.0, "mirror": True}}}
+    b = {"train": {"epochs": 3, "optimizer": {"name": "adam"}},
+         "data": {"augment": {"rotation": 40, "mirror": 1}, "limit": 100},
+         "eval": {"shape_model": True}}
+    assert diff_sections(a, b) == [
+        "~ train.epochs: 30 -> 3",
+        '~ train.optimizer: "adadelta" -> {"name": "adam"}',
+        "- train.rho: 0.95",
+        "~ data.augment.mirror: true -> 1",  # 40.0 vs 40 is no difference, true vs 1 is
+        "+ data.limit: 100",
+        '+ eval: {"shape_model": true}',
+    ]
+    assert diff_sections(a, a) == []
+
+
+def test_netspec_diff_compares_run_sections_and_exits_like_diff(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from netspec.cli import main
+
+    (tmp_path / "a.yaml").write_text(A)
+    (tmp_path / "b.yaml").write_text(A + "train: {epochs: 3}\n")
+    a, b = str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")
+    assert main(["diff", a, a]) == 0
+    assert capsys.readouterr().out == (
+        "specs are identical (graph and data/train/eval/search sections)\n")
+    assert main(["diff", a, b]) == 1  # the graphs are the same; train differs
+    assert capsys.readouterr().out == f"--- {a}\n+++ {b}\n+ train: {{\"epochs\": 3}}\n"
+    assert main(["diff", a, str(tmp_path / "missing.yaml")]) == 2
+    assert "spec file not found" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def graphs(repo: Path) -> list:  # noqa: ANN401 - Graphs
     return [load_spec(repo / "specs" / f"{s}.yaml").graph
@@ -89,8 +122,13 @@ def test_html_has_every_layer_and_needs_nothing(graphs: list) -> None:
         assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
         boxes = re.findall(r'font-weight="bold">([^<]+)</text>', page)
         assert sorted(boxes) == sorted(n.name for n in (*g.inputs, *g.nodes))
-        assert page.count("<line ") == sum(len(n.inputs) for n in g.nodes)
+        outs = re.findall(r'font-style="italic">([^<]+)</text>', page)
+        assert sorted(outs) == sorted(o.name for o in g.outputs)
+        edges = re.findall(r'<path class="e" data-s="([^"]+)" data-t="([^"]+)"', page)
+        assert sorted(edges) == sorted([(i, n.name) for n in g.nodes for i in n.inputs]
+                                       + [(o.source, f"out:{o.name}") for o in g.outputs])
         assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+        assert "src=" not in page and "href=" not in page  # no external script/style
 
 
 def test_html_places_each_layer_below_its_inputs(graphs: list) -> None:
