@@ -261,7 +261,7 @@ def loss_cases(shapes: tuple[tuple[int, int, int, int], ...]) -> Iterator[Case]:
             ("sigmoid_xent", {"sigma": 2.0}, logits,
              lambda y=y, p=logits, s=size: ref.sigmoid_xent(y, p, s, sigma=2.0)),
             ("lgcn_weighted_l2", {}, probs,
-             lambda y=y, p=probs, s=size: ref.lgcn_weighted_l2(y, p, s, kernel)),
+             lambda y=y, p=probs, s=size, kern=kernel: ref.lgcn_weighted_l2(y, p, s, kern)),
         )
         for name, args, pred, want_fn in losses:
             label = name + ("(from_logits)" if args.get("from_logits") else "")
