@@ -3,17 +3,23 @@
 The passes run in a fixed, visible order: load (+extends) -> overrides -> params ->
 expand macros -> build graph -> infer shapes. None of them imports TensorFlow; only
 `compile_model` (in lower_keras) does.
+
+Run sections that are not mappings (`--set train=5`, `data: [1, 2]`) and spec names
+that are unsafe as a folder name (`build/<name>` is compile's default output) are
+errors here: the first used to be dropped silently, the second wrote outside build/.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+import re
 from typing import Any
 
+from compiler.budget import memory_warnings
 from compiler.build import build_graph
-from compiler.diagnostics import SourceLoc
+from compiler.diagnostics import Diagnostic, DiagnosticSink, SourceLoc, SpecError, describe_value
 from compiler.expand import RawLayer, expand_layers, parse_templates
 from compiler.infer import infer_shapes
 from compiler.ir import Graph
@@ -24,6 +30,11 @@ from compiler.substitute import resolve_params, substitute
 from compiler.yaml_loader import LocatedDict
 
 SECTIONS = ("data", "train", "eval", "search")
+_SECTION_EXAMPLES = {"data": "dataset: synthetic", "train": "epochs: 3",
+                     "eval": "normalizer: inter_ocular", "search": "phi: 0.001"}
+# A spec name becomes a folder (build/<name>, runs/<name>) and a Keras model name.
+NAME_RULE = "1-64 letters, digits, '_', '-' or '.', starting with a letter or digit"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,7 @@ class Spec:
     graph: Graph
     sections: dict[str, LocatedDict]  # data/train/eval/search, `$params` substituted
     document: LocatedDict  # merged document (extends resolved, overrides applied)
+    warnings: tuple[Diagnostic, ...] = field(default=())  # e.g. weights that need > 1 GB
 
     def section(self, name: str) -> LocatedDict:
         return self.sections.get(name) or LocatedDict(loc=SourceLoc(self.file))
@@ -57,12 +69,55 @@ def load_spec_text(text: str, file: str, overrides: Sequence[str] = (),
         if "layers" in doc else ()
     inputs = substitute(doc.get("inputs"), params, doc.loc_of("inputs"))
     outputs = substitute(doc.get("outputs"), params, doc.loc_of("outputs"))
-    name = str(doc.get("name") or Path(file).stem)
-    graph = build_graph(name, inputs, layers, outputs, ops, file, doc.loc)
-    graph = infer_shapes(graph, ops)
+    sink = DiagnosticSink()
+    name = spec_name(doc, file, sink)
+    check_section_types(doc, sink)
+    try:
+        graph = build_graph(name, inputs, layers, outputs, ops, file, doc.loc,
+                            inputs_loc=doc.loc_of("inputs"), outputs_loc=doc.loc_of("outputs"))
+        graph = infer_shapes(graph, ops)
+    except SpecError as e:
+        sink.extend(e)
+    sink.raise_if_any()
     sections = {s: substitute(doc[s], params, doc.loc_of(s)) for s in SECTIONS
                 if isinstance(doc.get(s), dict)}
-    return Spec(file, name, params, layers, graph, sections, doc)
+    return Spec(file, name, params, layers, graph, sections, doc,
+                tuple(memory_warnings(graph, ops, doc.loc)))
+
+
+def spec_name(doc: LocatedDict, file: str, sink: DiagnosticSink) -> str:
+    """`name:` (or the file's stem), reported to `sink` unless it is a safe folder name."""
+    raw = doc.get("name")
+    if raw is None or raw == "":
+        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(file).stem).lstrip("_.-")[:64]
+        if _NAME.fullmatch(stem) and ".." not in stem:
+            return stem
+        sink.error(SourceLoc(file, 1, 1), "cannot name the spec after its file "
+                   f"({Path(file).name!r})", hint=f"add `name: ...` ({NAME_RULE})")
+        return "spec"
+    if type(raw) is int and raw >= 0:
+        raw = str(raw)  # `name: 300` reads as an int
+    if not isinstance(raw, str) or not _NAME.fullmatch(raw) or ".." in raw:
+        found = describe_value(raw)
+        sink.error(doc.loc_of("name"), f"bad spec name: found {found}",
+                   notes=("the name is a folder (build/<name>, runs/<name>) and the Keras "
+                          "model's name",),
+                   hint=f"a spec name is {NAME_RULE}, without '..' (e.g. rcn_6branch)")
+        return "spec"
+    return raw
+
+
+def check_section_types(doc: LocatedDict, sink: DiagnosticSink) -> None:
+    """Each run section present must be a mapping (null is the same as absent)."""
+    for s in SECTIONS:
+        value = doc.get(s)
+        if value is None or isinstance(value, dict):
+            continue
+        example = _SECTION_EXAMPLES[s]
+        sink.error(doc.loc_of(s), f"section '{s}' must be a mapping of settings, found "
+                                  f"{describe_value(value)}",
+                   hint=f"write keys under it, e.g. `{s}: {{{example}}}`; on the command line "
+                        f"set one key: --set {s}.{example.replace(': ', '=')}")
 
 
 def expanded_document(spec: Spec) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from compiler.diagnostics import DiagnosticSink, SourceLoc, SpecError, did_you_mean
+from compiler.diagnostics import DiagnosticSink, SourceLoc, SpecError, describe_value, did_you_mean
 from compiler.expand import RawLayer, name_problem
 from compiler.ir import Graph, Node, OutputSpec, TensorType
 from compiler.params import coerce_params
@@ -24,10 +24,23 @@ def _is_key_name(name: Any) -> bool:
     return isinstance(name, str) and name_problem(name) is None and "." not in name
 
 
-def build_inputs(raw: Any, loc: SourceLoc, sink: DiagnosticSink) -> tuple[Node, ...]:
-    if not isinstance(raw, dict) or not raw:
-        sink.error(loc, "the spec declares no `inputs:`",
-                   hint="e.g. inputs: {image: {shape: [80, 80, 1]}}")
+def _section_problem(raw: Any, section: str, loc: SourceLoc, raw_loc: SourceLoc | None,
+                     example: str, sink: DiagnosticSink) -> bool:
+    """Report a missing, empty or non-mapping `inputs:`/`outputs:`; True when reported."""
+    if isinstance(raw, dict) and raw:
+        return False
+    if raw is None or isinstance(raw, dict):
+        sink.error(loc, f"the spec declares no `{section}:`", hint=f"e.g. {example}")
+    else:
+        sink.error(raw_loc or loc, f"`{section}:` must map names to their settings, found "
+                                   f"{describe_value(raw)}", hint=f"e.g. {example}")
+    return True
+
+
+def build_inputs(raw: Any, loc: SourceLoc, sink: DiagnosticSink,
+                 raw_loc: SourceLoc | None = None) -> tuple[Node, ...]:
+    if _section_problem(raw, "inputs", loc, raw_loc, "inputs: {image: {shape: [80, 80, 1]}}",
+                        sink):
         return ()
     nodes = []
     for name, body in raw.items():
@@ -110,13 +123,13 @@ def build_nodes(layers: tuple[RawLayer, ...], inputs: tuple[Node, ...], ops: Reg
 _OUTPUT_KEYS = ("from", "loss", "weight", "args")
 
 
-def build_outputs(raw: Any, loc: SourceLoc, defined: set[str],
-                  sink: DiagnosticSink) -> tuple[OutputSpec, ...]:
+def build_outputs(raw: Any, loc: SourceLoc, defined: set[str], sink: DiagnosticSink,
+                  raw_loc: SourceLoc | None = None) -> tuple[OutputSpec, ...]:
     from compiler.losses import LOSSES
 
-    if not isinstance(raw, dict) or not raw:
-        sink.error(loc, "the spec declares no `outputs:`",
-                   hint="e.g. outputs: {heatmaps: {from: head.prob, loss: spatial_softmax_nll}}")
+    if _section_problem(raw, "outputs", loc, raw_loc,
+                        "outputs: {heatmaps: {from: head.prob, loss: spatial_softmax_nll}}",
+                        sink):
         return ()
     outs = []
     for name, body in raw.items():
@@ -157,15 +170,17 @@ def build_outputs(raw: Any, loc: SourceLoc, defined: set[str],
 
 
 def build_graph(name: str, raw_inputs: Any, layers: tuple[RawLayer, ...], raw_outputs: Any,
-                ops: Registry, file: str, loc: SourceLoc) -> Graph:
+                ops: Registry, file: str, loc: SourceLoc, *, inputs_loc: SourceLoc | None = None,
+                outputs_loc: SourceLoc | None = None) -> Graph:
+    """`loc`: the document (for a missing section); `inputs_loc`/`outputs_loc`: the keys."""
     sink = DiagnosticSink()
-    inputs = build_inputs(raw_inputs, loc, sink)
+    inputs = build_inputs(raw_inputs, loc, sink, inputs_loc)
     declared = {k for k in raw_inputs if isinstance(k, str)} \
         if isinstance(raw_inputs, dict) else set()
     nodes = build_nodes(layers, inputs, ops, sink,
                         broken=frozenset(declared - {n.name for n in inputs}),
                         inputs_missing=not declared)
     defined = {n.name for n in inputs} | {layer.name for layer in layers}
-    outputs = build_outputs(raw_outputs, loc, defined, sink)
+    outputs = build_outputs(raw_outputs, loc, defined, sink, outputs_loc)
     sink.raise_if_any()
     return Graph(name, inputs, nodes, outputs, file)

@@ -10,12 +10,29 @@ never silently become floats.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import math
 import re
 from typing import Any
 
 _TOKEN = re.compile(
     r"\s*(?:(\d+\.\d*|\d+)|([A-Za-z_]\w*)|('[^']*')|(==|!=|<=|>=|[-+*/%()<>\[\],]))")
 _FUNCS = {"len": len, "min": min, "max": max, "str": str, "int": int}
+
+
+MAX_STR = 10_000  # longest string an expression may build (names are short)
+
+
+def _bounded(v: Any, text: str) -> Any:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int) and not -(2**63) <= v < 2**64:
+        raise ExprError(f"number too large (more than 64 bits) in '{text[:60]}'")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ExprError(f"result is not a finite number ({v}) in '{text[:60]}'")
+    if isinstance(v, str) and len(v) > MAX_STR:
+        raise ExprError(f"string of {len(v):,} characters (at most {MAX_STR:,}) in "
+                        f"'{text[:60]}'")
+    return v
 
 
 class ExprError(Exception):
@@ -126,6 +143,11 @@ class _Parser:
         return v
 
     def _arith(self, op: str, a: Any, b: Any) -> Any:
+        """One step, its result bounded: params feed params (`p2: ${p1 * p1}`), so 40
+        unbounded lines would square a number or double a string past any memory."""
+        return _bounded(self._step(op, a, b), self.text)
+
+    def _step(self, op: str, a: Any, b: Any) -> Any:
         nums = (int, float)
         if op == "+" and isinstance(a, str) and isinstance(b, str):
             return a + b

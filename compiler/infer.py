@@ -42,8 +42,10 @@ def infer_shapes(graph: Graph, ops: Registry) -> Graph:
 
 
 def check_output_losses(graph: Graph, sink: DiagnosticSink) -> None:
-    """Each output's loss must suit its layer's shape (e.g. heatmap losses need 4-D maps)."""
-    from compiler.losses import check_loss
+    """Each output's loss must suit its layer's shape (e.g. heatmap losses need 4-D maps)
+    and the kind of values it gives (probabilities vs logits; compiler/value_kinds.py)."""
+    from compiler.losses import check_loss, coerce_loss_args, producer_problem
+    from compiler.value_kinds import value_kind
 
     types = graph.types()
     for out in graph.outputs:
@@ -52,6 +54,18 @@ def check_output_losses(graph: Graph, sink: DiagnosticSink) -> None:
         shape = types[out.source]
         if shape is None:
             continue
-        for problem in check_loss(out.loss, out.loss_args, shape.shape, None):
+        problems = check_loss(out.loss, out.loss_args, shape.shape, None)
+        for problem in problems:
             sink.error(out.loc, f"output '{out.name}' (loss {out.loss}): {problem}",
                        notes=(f"from: {out.source} {shape}",))
+        if problems:
+            continue
+        args, _ = coerce_loss_args(out.loss, out.loss_args)
+        value = value_kind(graph, out.source)
+        found = producer_problem(out.loss, args, value)
+        if found:
+            problem, hint = found
+            where = graph.node(value.node).loc
+            sink.error(out.loc, f"output '{out.name}' (loss {out.loss}): {problem}",
+                       notes=(f"from: {out.source} {shape}", f"'{value.node}' is at {where}"),
+                       hint=hint)

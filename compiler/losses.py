@@ -1,5 +1,8 @@
 """Loss names and their metadata, TF-free, so `netspec check` catches a misspelt loss,
-a bad loss argument or a loss attached to an output of the wrong shape.
+a bad loss argument, a loss attached to an output of the wrong shape, or to the wrong
+kind of values (`producer_problem`: probabilities where logits are read, or the reverse,
+which trains with a wrong or constant loss and no error). Each LossSpec's `needs` says
+what its output must be; compiler/value_kinds.py tells what a layer gives.
 
 runtime/losses.py implements every name here; a test keeps the two key sets equal.
 Every loss reads y_true = float32 [B, K, 3] (x, y in input-image pixels, visibility)
@@ -15,6 +18,15 @@ from typing import Any, Literal
 
 from compiler.diagnostics import UNKNOWN_LOC, did_you_mean
 from compiler.params import OpParams, coerce_params, param
+from compiler.value_kinds import (
+    AXIS_PROBS,
+    LOGITS,
+    NONNEG,
+    SIGNED_UNIT,
+    SPATIAL_PROBS,
+    UNIT,
+    ValueKind,
+)
 
 HEATMAP = "heatmap"  # y_pred float32 [B, H, W, K], one map per landmark
 COORDS = "coords"  # y_pred float32 [B, 2K], interleaved x0, y0, x1, y1, ... divided by S
@@ -90,6 +102,7 @@ class LossSpec:
     kind: LossKind
     args: type[LossArgs]
     doc: str
+    needs: str  # what the output's values must be (checked by producer_problem)
 
 
 _SPECS: tuple[LossSpec, ...] = (
@@ -98,27 +111,41 @@ _SPECS: tuple[LossSpec, ...] = (
         "RCN: negative log-likelihood of the discretised GT pixel under a per-landmark "
         "softmax over all H·W pixels. y_pred is already spatial-softmaxed (from_logits: "
         "false). Landmarks that are invisible or fall outside the map are masked; the "
-        "mean over the rest is multiplied by K (sum_over_keypoints)."),
+        "mean over the rest is multiplied by K (sum_over_keypoints).",
+        "from_logits false (default): probabilities normalised over each map, i.e. a "
+        "spatial_softmax output (identity/dropout/pad2d/concat of such are fine); not raw "
+        "logits, a channel softmax, a sigmoid, or a crop/pool/resize of probabilities. "
+        "from_logits true: unbounded logits (e.g. a conv2d without activation); not "
+        "probabilities, sigmoid or tanh outputs."),
     LossSpec(
         "heatmap_l2", HEATMAP, HeatmapL2Args,
         "Mean squared error against Gaussian heat-maps (peak `amplitude`, std-dev `sigma` "
-        "map pixels), averaged over pixels and visible landmarks."),
+        "map pixels), averaged over pixels and visible landmarks.",
+        "unnormalised maps: logits or non-negative values; not softmax probabilities (they "
+        "sum to 1, the Gaussian targets do not), and a sigmoid/tanh output only when "
+        "amplitude <= 1."),
     LossSpec(
         "sigmoid_xent", HEATMAP, SigmoidXentArgs,
         "RED-Net detection: pixel-wise sigmoid cross-entropy on logits against Gaussian or "
         "disk targets, positives weighted by `pos_weight`; mean over pixels and visible "
-        "landmarks."),
+        "landmarks.",
+        "unbounded logits (the loss applies the sigmoid): not a sigmoid, softmax, tanh or "
+        "relu-family output (with logits >= 0 every pixel scores >= 0.5)."),
     LossSpec(
         "coord_l2", COORDS, CoordL2Args,
         "Euclidean loss ½‖p − t‖² on coordinates [B, 2K] = (x0, y0, x1, y1, ...) / S, "
-        "S the input side; invisible landmarks are masked."),
+        "S the input side; invisible landmarks are masked.",
+        "coordinates: any real-valued output (linear, sigmoid, tanh, relu); not a softmax, "
+        "whose values sum to 1."),
     LossSpec(
         "lgcn_weighted_l2", HEATMAP, LgcnWeightedL2Args,
         "LGCN eq. 3-4: squared error, summed over pixels, against the bilinear GT splat "
         "convolved with the fixed kernel, landmark k weighted by 0.1 + 0.5·mean(n) + n_k "
         "(n_k = GT mass inside the map, 0 if unlabelled), times `scale`. For the paper's "
         "two-term loss, attach this loss to both the kernel-convolved local output "
-        "(K * O^l) and the final output Ω: (O^l − G) * K = K * O^l − G * K."),
+        "(K * O^l) and the final output Ω: (O^l − G) * K = K * O^l − G * K.",
+        "unnormalised maps (logits, as LGCN's linear heads and their sums); not softmax "
+        "probabilities."),
 )
 
 LOSSES: Mapping[str, LossSpec] = MappingProxyType({s.name: s for s in _SPECS})
@@ -171,6 +198,65 @@ def check_loss(name: str, args: Mapping[str, Any] | None, out_shape: Sequence[in
     if weights is not None and k is not None and len(weights) != k:
         problems.append(f"param 'keypoint_weights': expected {k} values, found {len(weights)}")
     return problems
+
+
+def producer_problem(name: str, args: LossArgs | None, value: ValueKind
+                     ) -> tuple[str, str] | None:
+    """(problem, hint) when loss `name` cannot score the values `value` describes (see
+    each LossSpec's `needs`), else None. Unknown kinds are never a problem."""
+    kind, node, got = value.kind, value.node, value.describe()
+    probs = kind in (SPATIAL_PROBS, AXIS_PROBS)
+    before = value.fix or f"change '{node}'"
+    if name == "spatial_softmax_nll":
+        if not getattr(args, "from_logits", False):
+            if kind == SPATIAL_PROBS:
+                return None
+            if kind in (LOGITS, NONNEG, SIGNED_UNIT):
+                return (f"reads probabilities normalised over each map (from_logits: false), "
+                        f"but {got}",
+                        f"add a spatial_softmax layer after '{node}' and take the output from "
+                        "it, or set `args: {from_logits: true}`")
+            if kind in (AXIS_PROBS, UNIT):
+                then = "" if "softmax comes last" in before else \
+                    ", then add a spatial_softmax layer (a softmax per map over H x W) and " \
+                    "take the output from it"
+                return (f"reads probabilities normalised over each map, but {got}",
+                        before + then)
+            return None
+        if probs or kind in (UNIT, SIGNED_UNIT):
+            hint = f"{before}: logits must be unbounded"
+            if kind == SPATIAL_PROBS:
+                hint = f"the softmax would be applied twice: drop `from_logits: true`, or {before}"
+            return (f"from_logits: true applies the spatial softmax itself, but {got}", hint)
+        return None
+    if name in ("heatmap_l2", "lgcn_weighted_l2"):
+        target = ("Gaussian heat-maps" if name == "heatmap_l2"
+                  else "kernel-convolved landmark maps")
+        if probs:
+            return (f"regresses unnormalised {target}, but {got}",
+                    f"{before}, or use spatial_softmax_nll for probability maps")
+        amplitude = getattr(args, "amplitude", 1.0)
+        if name == "heatmap_l2" and kind in (UNIT, SIGNED_UNIT) and amplitude > 1.0:
+            return (f"the target peak (amplitude {amplitude:g}) is out of reach: {got}",
+                    f"set `args: {{amplitude: 1.0}}`, or {before}")
+        return None
+    if name == "sigmoid_xent":
+        if kind == UNIT:
+            return (f"applies the sigmoid itself and reads unbounded logits, but {got}",
+                    f"{before} (the sigmoid would be applied twice)")
+        if probs:
+            return (f"applies the sigmoid itself and reads unbounded logits, but {got}",
+                    before)
+        if kind in (NONNEG, SIGNED_UNIT):
+            why = ("with logits >= 0 every pixel scores at least 0.5" if kind == NONNEG
+                   else "logits in [-1, 1] never score below 0.27 or above 0.73")
+            return (f"applies the sigmoid itself and reads unbounded logits, but {got}",
+                    f"{before}: {why}")
+        return None
+    if name == "coord_l2" and kind == AXIS_PROBS:
+        return (f"regresses coordinates, but {got}, which sum to 1",
+                f"{before} (a linear dense layer regresses coordinates)")
+    return None
 
 
 def _unknown(name: str) -> str:

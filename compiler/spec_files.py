@@ -6,10 +6,18 @@ still carry the file:line they came from (base or child), with overrides applied
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from compiler.diagnostics import DiagnosticSink, SourceLoc, SpecError, did_you_mean
+from compiler.diagnostics import (
+    DiagnosticSink,
+    SourceLoc,
+    SpecError,
+    clip,
+    describe_value,
+    did_you_mean,
+)
 from compiler.yaml_loader import LocatedDict, LocatedList, load_yaml, load_yaml_value
 
 TOP_LEVEL_KEYS = ("version", "name", "description", "extends", "params", "inputs",
@@ -19,18 +27,36 @@ SUPPORTED_VERSIONS = (1,)
 _NAMED_SECTIONS = ("inputs", "outputs", "templates")
 
 
-def read_text(path: str | Path) -> str:
+MAX_SPEC_BYTES = 32 * 2**20  # specs are a few kB; a bigger "spec" is a wrong file
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+def read_text(path: str | Path, *, what: str = "spec file") -> str:
+    """The UTF-8 text of a regular file of at most MAX_SPEC_BYTES, else a SpecError.
+
+    Devices, FIFOs and folders are refused before they are opened (`/dev/zero` would
+    never end, a FIFO would block)."""
     p = Path(path)
+    loc = SourceLoc(str(path))
     if not p.exists():
-        raise SpecError.at(SourceLoc(str(path)), "spec file not found",
+        raise SpecError.at(loc, f"{what} not found",
                            hint="check the path; specs live in specs/, e.g. "
                                 "specs/rcn_6branch.yaml")
     if p.is_dir():
-        raise SpecError.at(SourceLoc(str(path)), "expected a spec file, found a directory")
+        raise SpecError.at(loc, f"expected a {what}, found a directory")
+    if not p.is_file():
+        raise SpecError.at(loc, f"expected a {what}, found a device, pipe or socket")
+    size = p.stat().st_size
+    if size > MAX_SPEC_BYTES:
+        raise SpecError.at(loc, f"{what} is {size:,} bytes; specs are small text files "
+                                f"(at most {MAX_SPEC_BYTES:,} bytes)",
+                           hint="is this the right file?")
     try:
         return p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise SpecError.at(SourceLoc(str(path)), "spec file is not UTF-8 text") from None
+        raise SpecError.at(loc, f"{what} is not UTF-8 text") from None
+    except OSError as e:
+        raise SpecError.at(loc, f"cannot read the {what}: {e.strerror or e}") from None
 
 
 def load_document(text: str, file: str, _chain: tuple[str, ...] = ()) -> LocatedDict:
@@ -43,7 +69,7 @@ def load_document(text: str, file: str, _chain: tuple[str, ...] = ()) -> Located
     if not isinstance(doc, LocatedDict):
         raise SpecError.at(getattr(doc, "loc", SourceLoc(file, 1, 1)),
                            "a spec must be a mapping of sections, found "
-                           + ("a list" if isinstance(doc, list) else f"{doc!r}"),
+                           + ("a list" if isinstance(doc, list) else _first_line(doc, text)),
                            hint="start the file with `version: 1`")
     _check_top_level(doc)
     base_ref = doc.get("extends")
@@ -60,11 +86,26 @@ def load_document(text: str, file: str, _chain: tuple[str, ...] = ()) -> Located
     if not base_path.exists():
         raise SpecError.at(doc.loc_of("extends"), f"base spec '{base_ref}' not found",
                            hint=f"paths are relative to {Path(file).parent}/")
-    base = load_document(read_text(base_path), str(base_path),
+    if base_path.suffix.lower() not in SPEC_SUFFIXES or not base_path.is_file():
+        raise SpecError.at(doc.loc_of("extends"),
+                           f"'extends' must name a YAML spec file (.yaml or .yml), found "
+                           f"'{base_ref}'" + ("" if base_path.is_file() else
+                                              " (not a regular file)"),
+                           hint="a spec extends another spec, e.g. extends: _rcn.yaml")
+    base = load_document(read_text(base_path, what="base spec"), str(base_path),
                          (*_chain, str(Path(file).resolve())))
     merged = merge_documents(base, doc)
     merged.pop("extends", None)
     return merged
+
+
+def _first_line(value: Any, text: str) -> str:
+    """A scalar document, shown by the file's first line only: the file may be anything
+    (`extends: /etc/passwd`) and an error must not print it."""
+    if not isinstance(value, str):
+        return describe_value(value)
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"plain text (first line: {clip(first, 80)!r})"
 
 
 def _check_top_level(doc: LocatedDict) -> None:
@@ -122,7 +163,10 @@ def parse_override(text: str) -> tuple[str, Any, SourceLoc]:
     if not key or any(not part for part in key.split(".")):
         raise SpecError.at(loc, f"bad override key '{key}'",
                            hint="keys are dotted paths: a param name, params.NAME or SECTION.KEY")
-    value = load_yaml_value(raw) if raw.strip() else ""
+    try:
+        value = load_yaml_value(raw) if raw.strip() else ""
+    except SpecError as e:  # name the --set, not "<--set>:1:1"
+        raise SpecError([replace(d, loc=loc) for d in e.diagnostics]) from None
     return key, value, loc
 
 

@@ -5,10 +5,16 @@ booleans; both silently change a spec, so both are errors here. Mappings come ba
 as `LocatedDict` (with the location of the mapping and of each key). Parsing uses
 libyaml when present (fast); a syntax error is re-parsed by PyYAML's pure-Python
 parser, whose messages are the ones users see.
+
+Aliases (`*name`) are bounded before anything is constructed: a 1 KB "billion laughs"
+file nests anchors so that its values expand to 10⁹ copies, which every later pass
+(substitution, merging, dumping) would walk. The composed node graph is measured in
+linear time and a file whose aliases add more than MAX_ALIAS_EXPANSION values fails.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -59,7 +65,8 @@ def _loc(mark: yaml.Mark, file: str | None = None) -> SourceLoc:
 
 class _Located:
     """Loader mixin: the spec's file name, and bad scalars (`!!int x`, a 5000-digit
-    number) reported at their location instead of as a bare ValueError."""
+    number, .nan/.inf) reported at their location instead of as a bare ValueError or a
+    silently NaN training."""
 
     spec_file = "<spec>"
 
@@ -73,6 +80,10 @@ class _Located:
                                ) from None
         if type(value) is int and not -(2**63) <= value < 2**64:
             raise SpecError.at(_node_loc(self, node), "number too large (more than 64 bits)")
+        if type(value) is float and not math.isfinite(value):
+            raise SpecError.at(_node_loc(self, node), f"{node.value} is not a finite number",
+                               hint="a NaN or infinite rate, weight or size trains NaN; give a "
+                                    "number (or null where a key means 'none')")
         return value
 
 
@@ -144,13 +155,70 @@ for _cls in (_SpecLoader, _FastSpecLoader):
     _cls.add_constructor("tag:yaml.org,2002:str", _scalar_str)
 
 
+MAX_ALIAS_EXPANSION = 100_000  # values aliases may add beyond the file's own (specs: ~100)
+
+
 def _parse(loader_cls: type, text: str, file: str) -> Any:
     loader = loader_cls(text)
     loader.spec_file = loader.name = file
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()  # composition shares aliased nodes: no blow-up yet
+        if node is None:
+            return None
+        if "&" in text:  # no anchor, no alias
+            check_alias_expansion(node, file)
+        return loader.construct_document(node)
     finally:
         loader.dispose()
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def check_alias_expansion(root: yaml.Node, file: str,
+                          budget: int = MAX_ALIAS_EXPANSION) -> None:
+    """Raise a located SpecError when aliases expand the node graph by more than `budget`
+    values, or an alias sits inside its own anchor. Iterative: O(nodes + edges)."""
+    size: dict[int, int] = {}  # expanded value count of every finished node
+    on_path = {id(root)}
+    distinct = 1
+    stack: list[list[Any]] = [[root, _children(root), 0, 1]]  # node, kids, next kid, count
+    while stack:
+        frame = stack[-1]
+        node, kids, i = frame[0], frame[1], frame[2]
+        if i < len(kids):
+            frame[2] += 1
+            kid = kids[i]
+            if id(kid) in size:
+                frame[3] += size[id(kid)]  # an alias: its value again
+            elif id(kid) in on_path:
+                raise SpecError.at(_loc(kid.start_mark, file),
+                                   "a YAML alias refers to the anchor it sits in",
+                                   hint="the value would contain itself forever; copy the "
+                                        "part you need instead of the alias")
+            else:
+                on_path.add(id(kid))
+                distinct += 1
+                stack.append([kid, _children(kid), 0, 1])
+            continue
+        stack.pop()
+        on_path.discard(id(node))
+        count = size[id(node)] = frame[3]
+        if count > distinct + budget:
+            raise SpecError.at(
+                _loc(node.start_mark, file),
+                f"YAML aliases expand this value to {count:,} values (aliases may add at "
+                f"most {budget:,})",
+                hint="an anchor (&name) repeated through aliases (*name) is copied at every "
+                     "use; nested, that grows exponentially (a 'billion laughs' file). "
+                     "Write the values out, or use params/templates to repeat layers")
+        if stack:
+            stack[-1][3] += count
 
 
 # libyaml's composer recurses in C and crashes the process on ~30,000-deep nesting;

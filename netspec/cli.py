@@ -23,7 +23,7 @@ examples:
   netspec show specs/rcn_6branch.yaml --set branches=5
   netspec compile specs/rcn_6branch.yaml -o build/rcn6
   netspec fit specs/rcn_6branch.yaml -o runs/rcn6 --data ../shared/data/mtfl
-  netspec eval runs/rcn6 --data ../shared/data/mtfl --json
+  netspec eval runs/rcn6 --json       # the held-out split of the data it trained on
   netspec predict runs/rcn6 face.jpg -o predictions/
   netspec predict runs/lgcn group.jpg -o faces/ --multi-face
   netspec search specs/is_net.yaml -o searches/is --data ../shared/data/mtfl
@@ -41,7 +41,10 @@ def _spec_args(p: argparse.ArgumentParser) -> None:
 def _load(args: argparse.Namespace):  # noqa: ANN202 - compiler.api.Spec
     from compiler.api import load_spec
 
-    return load_spec(args.spec, args.overrides)
+    spec = load_spec(args.spec, args.overrides)
+    for warning in spec.warnings:  # e.g. weights that need > 1 GB; the command goes on
+        print(warning, file=sys.stderr)
+    return spec
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -151,15 +154,15 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from netspec.compile_cmd import compile_to_dir, default_output_dir, prepare_output_dir
+    from netspec.compile_cmd import compile_to_dir, default_output_dir
+    from runtime.run_dir import ensure_output_dir
 
     spec = _load(args)
     out = Path(args.output) if args.output else default_output_dir(spec)
-    try:
-        prepare_output_dir(out, given=args.output is not None)  # before TensorFlow loads
-    except SpecError as e:
-        print(str(e), file=sys.stderr)
-        return 2
+    ensure_output_dir(out, "-o" if args.output else "the default output folder")
+    from runtime.model_memory import check_fits_in_memory
+
+    check_fits_in_memory(spec, None)  # a spec that checks fine may still not fit
     import_tensorflow()  # after the spec's own checks, which need no TensorFlow
     t0 = time.perf_counter()
     written = compile_to_dir(spec, out, mixed_precision=args.mixed_precision)
@@ -181,12 +184,20 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from runtime.evaluate import bad_eval_overrides
+
+    bad = bad_eval_overrides(args.overrides)
+    if bad:
+        print(f"netspec eval: --set {bad[0]}: eval takes only data.KEY=VALUE and "
+              "eval.KEY=VALUE (params and train.* define the trained model; train a new run "
+              "to change them)", file=sys.stderr)
+        return 2
     import_tensorflow()
     from runtime.evaluate import evaluate_run
 
     evaluate_run(Path(args.run), data=args.data, data_format=args.format,
                  normalizer=args.normalizer, as_json=args.json, split_name=args.split,
-                 shape_model=args.shape_model)
+                 shape_model=args.shape_model, overrides=args.overrides)
     return 0
 
 
@@ -199,18 +210,34 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise SpecError.at(SourceLoc("<command line>"),
                            f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} only "
                            "for --multi-face", hint="add --multi-face")
+    if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
+        raise SpecError.at(SourceLoc("--min-confidence"), f"must be in [0, 1], found "
+                                                          f"{args.min_confidence}",
+                           hint="scores are mean peak-to-mass ratios of the heat maps, in [0, 1]")
     import_tensorflow()
-    from runtime.predict import predict_run
+    from runtime.predict import MIN_CONFIDENCE, predict_run
 
     out = Path(args.output)
     index = predict_run(Path(args.run), [Path(p) for p in args.images], out,
-                        box=args.box, video=args.video)
+                        box=args.box, video=args.video,
+                        min_confidence=MIN_CONFIDENCE if args.min_confidence is None
+                        else args.min_confidence)
     if args.video:
         n = sum(c["frames"] for c in index["clips"])
         what = f"{n} frames in {len(index['clips'])} clip(s)"
+        low = sum(c["low_confidence"] for c in index["clips"])
     else:
         what = f"{len(index['images'])} image(s)"
-    print(f"predicted {what} -> {out / 'predictions.json'}")
+        low = sum(e["low_confidence"] for e in index["images"])
+    flagged = f", {low} low-confidence (see the warnings)" if low else ""
+    print(f"predicted {what}{flagged} -> {out / 'predictions.json'}")
+    errors = index["errors"]
+    if errors:
+        print(f"netspec predict: {len(errors)} image(s) could not be predicted:",
+              file=sys.stderr)
+        for e in errors:
+            print(f"  {e['image']}: {e['error']}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -218,6 +245,9 @@ def cmd_predict_multiface(args: argparse.Namespace) -> int:
     """LGCN section 4.3: every face in each image, no face detector (runtime/multiface.py)."""
     from runtime.multiface import DetectOptions, predict_multiface_run
 
+    if args.min_confidence is not None:
+        raise SpecError.at(SourceLoc("<command line>"), "--min-confidence is not for "
+                                                        "--multi-face", hint="use --min-score")
     opts = DetectOptions()
     for flag, name, value in (("--peak-threshold", "threshold", args.peak_threshold),
                               ("--min-score", "min_score", args.min_score)):
@@ -277,9 +307,9 @@ def _data_format(value: str) -> str:
     return name
 
 
-def _run_args(p: argparse.ArgumentParser) -> None:
+def _run_args(p: argparse.ArgumentParser, default: str = "the spec's data.dataset") -> None:
     p.add_argument("--data", help="dataset path (MTFL list, .pts folder, CSV, COCO json, video "
-                                  "folders) or 'synthetic'; default: the spec's data.dataset")
+                                  f"folders) or 'synthetic'; default: {default}")
     p.add_argument("--format", type=_data_format, metavar="NAME",
                    help=f"force the data format: {', '.join(DATA_FORMATS)} "
                         f"({', '.join(f'{a} = {n}' for a, n in FORMAT_ALIASES.items())}); "
@@ -335,9 +365,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a run: NME, FR@0.08/0.10, AUC@0.08, CED plot")
     p.add_argument("run", help="run directory written by `netspec fit`")
-    _run_args(p)
-    p.add_argument("--split", choices=("val", "all"), default="all",
-                   help="'val': only the spec's held-out split of --data; 'all': every face")
+    _run_args(p, "the data the run trained on (RUN/state.json)")
+    p.add_argument("--split", choices=("val", "train", "all"), default="val",
+                   help="'val' (default): the held-out rows the run validated on; 'train': "
+                        "the faces it trained on; 'all': every face (train and all warn that "
+                        "training faces are scored)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a data.* or eval.* value of the run's spec (e.g. "
+                        "data.limit=500, eval.refine=com); repeatable")
     p.add_argument("--normalizer", default=None,
                    help="inter_ocular | inter_pupil | rcn_eye_centre | box | box_diag "
                         "(default: the spec's eval.normalizer)")
@@ -355,6 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
                                  "(default: the whole image padded to a square)")
     p.add_argument("--video", action="store_true",
                    help="each folder is one clip of frames in natural order: OUT/<clip>.json")
+    p.add_argument("--min-confidence", type=float, default=None, metavar="C",
+                   help="flag a face whose score (mean peak-to-mass ratio of its heat maps; "
+                        "the peak probability for spatial-softmax outputs) is below C as "
+                        "low_confidence (default 0.1)")
     p.add_argument("--multi-face", action="store_true",
                    help="find every face without a face detector (image pyramid + PCA "
                         "shape model; needs RUN/shape_model.npz)")

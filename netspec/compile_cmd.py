@@ -11,7 +11,6 @@ from contextlib import contextmanager
 import io
 import os
 from pathlib import Path
-import tempfile
 from typing import Any
 
 from compiler.api import Spec, expanded_document
@@ -20,6 +19,7 @@ from compiler.dump import dump_spec
 from compiler.format import format_graph
 from compiler.ops import DEFAULT_OPS
 from runtime.atomic import atomic_save_model, atomic_write_text
+from runtime.run_dir import ensure_output_dir
 
 FILES = ("model.keras", "ir.txt", "summary.txt", "spec.resolved.yaml")
 _CMDLINE = SourceLoc("<command line>")
@@ -35,27 +35,6 @@ def default_output_dir(spec: Spec, root: Path = Path("build")) -> Path:
                            hint="use a plain name (letters, digits, '_', '-', '.'), or pass "
                                 "-o DIR")
     return out
-
-
-def prepare_output_dir(out: Path, *, given: bool = True) -> None:
-    """Make `out` and prove it writable; a SpecError (the CLI's usage error) otherwise.
-    `given`: the user named it with -o (else it is the default build/<name>)."""
-    flag = f"-o {out}" if given else f"{out} (the default output folder)"
-    if out.exists() and not out.is_dir():
-        raise SpecError.at(SourceLoc(flag), "this is a file, not a folder",
-                           hint="compile writes a folder (model.keras, ir.txt, summary.txt, "
-                                "spec.resolved.yaml); give a folder path, e.g. -o build/rcn6")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=out, prefix=".netspec-write-test.")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
-        what = (f"'{blocker}' is a file, so no folder can be made under it" if blocker
-                else f"cannot create or write this folder: {e.strerror or e}")
-        raise SpecError.at(SourceLoc(flag), what,
-                           hint="choose a folder you can write, e.g. -o build/rcn6") from None
 
 
 def summary_text(model: Any) -> str:  # noqa: ANN401 - keras.Model
@@ -111,7 +90,7 @@ def compile_to_dir(spec: Spec, out: Path, *, mixed_precision: bool = False) -> l
     """Lower the spec, save it and its text forms; each file is written atomically."""
     from compiler.lower_keras import lower_to_keras
 
-    prepare_output_dir(out)
+    ensure_output_dir(out)
     model = lower_to_keras(spec.graph, DEFAULT_OPS, mixed_precision=mixed_precision)
     files = [out / f for f in FILES]
     try:

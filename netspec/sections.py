@@ -1,7 +1,8 @@
 """Static checks of a spec's run sections (data, train, eval, search) for `netspec check`.
 
 The graph is checked by the compiler; these sections belong to the runtime, whose
-config schemas are TF-free, so a typo in `train:` is caught before any training.
+config schemas are TF-free, so a typo in `train:` is caught before any training, and a
+`data:` whose images cannot feed the input (size, channels) before `fit` reads a face.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from compiler.diagnostics import DiagnosticSink, SpecError, did_you_mean
 
 def check_sections(spec: Spec) -> None:
     """Raise one SpecError listing every problem in the run sections."""
-    from runtime.data.config import data_config
+    from runtime.data.config import data_config_for_input, image_input
     from runtime.train_config import eval_config, train_config
 
     sink = DiagnosticSink()
-    for name, check in (("data", lambda s: data_config(s, loc=s.loc)),
+    image = image_input(spec.graph)
+    for name, check in (("data", lambda s: data_config_for_input(s, image, loc=s.loc)),
                         ("train", lambda s: train_config(s, s.loc)),
                         ("eval", lambda s: eval_config(s, s.loc))):
         if name in spec.sections:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 import math
 from pathlib import Path
+import sys
 import time
 from typing import Any
 
@@ -112,3 +113,49 @@ def _finite_number(v: Any) -> bool:
         return math.isfinite(float(v))
     except (TypeError, ValueError):
         return False
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """What `fit` shows while it trains: a per-batch bar on a terminal (stderr), and one
+    line per epoch everywhere, NME/FR/AUC in percent (metrics.jsonl keeps fractions).
+
+    It runs after Validation and RunRecorder, so the line has the validation figures and
+    knows whether the epoch improved the monitored one."""
+
+    def __init__(self, epochs: int, steps: int | None, monitor: str,
+                 state: dict[str, Any]) -> None:
+        super().__init__()
+        self.epochs, self.steps, self.monitor, self.state = epochs, steps, monitor, state
+        self._bar: Any = None
+        self._t0 = time.time()
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        from runtime.progress import Bar
+
+        self._t0 = time.time()
+        self._bar = Bar(self.steps, f"epoch {epoch + 1}/{self.epochs}", "batch")
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if self._bar is not None:
+            self._bar.update(**({"loss": f"{float(loss):.4g}"} if _finite_number(loss) else {}))
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        line = epoch_line(epoch + 1, self.epochs, dict(logs or {}), time.time() - self._t0,
+                          self.state.get("best_epoch") == epoch + 1, self.monitor)
+        print(line, file=sys.stderr, flush=True)  # noqa: T201 - user-facing progress
+
+
+def epoch_line(epoch: int, epochs: int, logs: dict[str, Any], seconds: float, best: bool,
+               monitor: str) -> str:
+    """'epoch 3/30: loss 12.3, val_loss 13.1, val_nme 9.73 %, ... 41 s, best val_nme'."""
+    from runtime.metrics import format_figure
+
+    keys = ["loss", *sorted(k for k in logs if k.endswith("_loss") and k != "loss"),
+            "val_nme", "val_fr_010", "val_auc_008"]
+    parts = [f"{k} {format_figure(k, logs[k])}" for k in dict.fromkeys(keys)
+             if _finite_number(logs.get(k))]
+    tail = f", new best {monitor}" if best else ""
+    return f"epoch {epoch}/{epochs}: {', '.join(parts)} ({seconds:.1f} s){tail}"

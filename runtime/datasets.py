@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
+import sys
 
 from compiler.api import Spec
 from compiler.diagnostics import SourceLoc, SpecError
-from runtime.data.config import DataConfig, data_config
+from runtime.data.config import DataConfig, data_config_for_input, image_input
 from runtime.data.records import FaceSet
 
 SYNTHETIC = "synthetic"
@@ -15,7 +16,9 @@ SYNTHETIC_FACES = 3000  # embedded set: 2000 train + the spec's 1000 validation 
 
 def spec_data_config(spec: Spec, data: str | None = None, data_format: str | None = None
                      ) -> DataConfig:
-    """The validated data section; `--data`/`--format` replace dataset/format."""
+    """The validated data section; `--data`/`--format` replace dataset/format, and
+    size/channels default to the spec's image input (an explicit mismatch is an error
+    at the value's line or `--set`)."""
     section = spec.section("data")
     overrides = {}
     if data is not None:
@@ -24,15 +27,7 @@ def spec_data_config(spec: Spec, data: str | None = None, data_format: str | Non
             overrides["format"] = None
     if data_format is not None:
         overrides["format"] = data_format
-    cfg = data_config(section, loc=section.loc, **overrides)
-    image = spec.graph.inputs[0].out
-    if image is not None and image.rank == 4 and (image.shape[1], image.shape[3]) != (
-            cfg.size, cfg.channels):
-        raise SpecError.at(section.loc, f"data produces {cfg.size}x{cfg.size}x{cfg.channels} "
-                           f"images but input '{spec.graph.inputs[0].name}' is {image}",
-                           hint="set data.size / data.channels to match the input "
-                                "(e.g. size: $size)")
-    return cfg
+    return data_config_for_input(section, image_input(spec.graph), loc=section.loc, **overrides)
 
 
 def n_landmarks(spec: Spec) -> int | None:
@@ -41,41 +36,88 @@ def n_landmarks(spec: Spec) -> int | None:
 
 
 def load_faces(spec: Spec, cfg: DataConfig) -> FaceSet:
-    """Read the data set (or draw the embedded synthetic faces) and check its scheme."""
+    """Read the data set (or draw the embedded synthetic faces) and check its scheme;
+    rows skipped under `on_error: skip` are summed up on stderr."""
     k = n_landmarks(spec)
     if cfg.dataset == SYNTHETIC:
         from runtime.data.synthetic import synthetic_faceset
 
         scheme = cfg.scheme or ("68pt" if k == 68 else "5pt")
+        if k is not None:
+            _check_scheme(cfg, k, f"the spec predicts n_landmarks = {k} (the synthetic faces "
+                                  "are drawn to match it)")
         faces = synthetic_faceset(SYNTHETIC_FACES, scheme=scheme, size=cfg.size, seed=cfg.seed)
     else:
         from runtime.data.readers import load_faceset
 
         faces = load_faceset(cfg.dataset, cfg.format, on_error=cfg.on_error)
+        _check_landmark_count(faces, k, cfg)  # before the scheme: it names the spec to use
+        _check_scheme(cfg, faces.n_landmarks,
+                      f"the data ({faces.name}) has {faces.n_landmarks}")
+        if faces.skipped:
+            from runtime.data.errors import skip_summary
+
+            print(skip_summary(faces.skipped, len(faces) + len(faces.skipped),  # noqa: T201
+                               str(cfg.dataset)), file=sys.stderr, flush=True)
         if cfg.scheme and faces.scheme != cfg.scheme:
             faces = replace(faces, scheme=cfg.scheme)
+    _check_landmark_count(faces, k, cfg)
+    return faces
+
+
+def _check_landmark_count(faces: FaceSet, k: int | None, cfg: DataConfig) -> None:
     if k is not None and faces.n_landmarks != k:
         raise SpecError.at(SourceLoc(str(cfg.dataset)),
                            f"the data has {faces.n_landmarks} landmarks per face but the "
                            f"spec predicts n_landmarks = {k}",
                            hint="use a spec for this landmark scheme (e.g. rcn_300w for 68 "
                                 "points) or --set n_landmarks=...")
-    return faces
+
+
+def _check_scheme(cfg: DataConfig, k: int, found: str) -> None:
+    """`data.scheme` must name a known scheme with `k` points (`found` says whose)."""
+    if not cfg.scheme:
+        return
+    from runtime.data.formats.rows import SCHEMES
+
+    points = {s: n for n, s in SCHEMES.items()}
+    known = ", ".join(f"'{s}' ({n} points)" for s, n in points.items())
+    loc = SourceLoc(f"data.scheme={cfg.scheme}")
+    if cfg.scheme not in points:
+        raise SpecError.at(loc, f"unknown landmark scheme '{cfg.scheme}'",
+                           hint=f"use one of {known}, or null to take it from the data")
+    if points[cfg.scheme] != k:
+        right = SCHEMES.get(k)
+        raise SpecError.at(loc, f"scheme '{cfg.scheme}' expects {points[cfg.scheme]} landmarks "
+                                f"per face, but {found}",
+                           hint=(f"set data.scheme: {right} or null (taken from the data)"
+                                 if right else f"use one of {known}"))
 
 
 def explain_pipeline_error(cfg: DataConfig, err: BaseException) -> None:
     """After tf.data failed (`err`): raise the reader's DataError (file:line) for the first
     image that cannot be decoded, if that is the cause; else return (caller re-raises).
 
-    Images are decoded lazily by the pipeline, so a truncated JPEG only shows up mid-run
-    as a TensorFlow InvalidArgumentError that names no file; re-reading the list with
-    image verification finds the row (cost paid only on failure).
+    Images are decoded lazily by the pipeline, so an image that passed the readers' cheap
+    checks (runtime/data/formats/images.py) yet is corrupt inside only shows up mid-run as
+    a TensorFlow InvalidArgumentError that names no file; re-reading the list with image
+    verification finds the row (cost paid only on failure). When PIL decodes every image,
+    the TensorFlow message is reported as a data error naming the data set.
     """
     if cfg.dataset == SYNTHETIC or type(err).__name__ != "InvalidArgumentError":
         return
+    from runtime.data.errors import DataError
     from runtime.data.readers import load_faceset
 
     load_faceset(cfg.dataset, cfg.format, on_error=cfg.on_error, verify_images=True)
+    first = str(getattr(err, "message", err)).strip().splitlines()
+    if not any(w in "".join(first[:3]).lower() for w in ("decode", "jpeg", "png", "image")):
+        return  # not about an image: a genuine failure elsewhere
+    raise DataError.at(SourceLoc(str(cfg.dataset)),
+                       "TensorFlow could not decode an image of this data set "
+                       f"({first[0][:200] if first else type(err).__name__})",
+                       hint="convert the images to PNG or JPEG, or set data.on_error: skip "
+                            "to skip the ones that fail") from None
 
 
 def backgrounds(train: FaceSet, cfg: DataConfig, loc: SourceLoc | None = None

@@ -100,3 +100,26 @@ def _vertex(left: np.ndarray, centre: np.ndarray, right: np.ndarray) -> np.ndarr
     ok = curv < 0  # a proper maximum; flat or degenerate windows stay at the argmax
     off = 0.5 * (left - right) / np.where(ok, curv, -1.0)
     return np.where(ok, np.clip(off, -0.5, 0.5), 0.0)
+
+
+def heatmap_confidence(maps: np.ndarray) -> np.ndarray:
+    """Per map [B, K]: its peak over its mass, max(m) / sum(max(m, 0)), in (0, 1].
+
+    For a spatial-softmax output (each map a probability distribution over pixels) this is
+    the peak probability: 1 when all mass sits on one pixel, 1/(H·W) for a flat map. For
+    other heat maps (L2, sigmoid) it measures how concentrated the non-negative response
+    is, independent of its scale. A map with no positive value scores 0.
+    """
+    m = np.moveaxis(np.asarray(maps, dtype=np.float64), 3, 1)  # [B, K, H, W]
+    flat = m.reshape(*m.shape[:2], -1)
+    peak = flat.max(axis=-1)
+    mass = np.maximum(flat, 0.0).sum(axis=-1)
+    return np.where(mass > 0, np.maximum(peak, 0.0) / np.where(mass > 0, mass, 1.0), 0.0)
+
+
+def face_scores(kind: str, y_pred: np.ndarray) -> np.ndarray | None:
+    """Per face [B]: the mean over landmarks of `heatmap_confidence`; None for 'coords'
+    outputs, which carry no confidence."""
+    if kind != "heatmap":
+        return None
+    return heatmap_confidence(y_pred).mean(axis=1)

@@ -32,6 +32,16 @@ from runtime.datasets import (
     spec_data_config,
     split,
 )
+from runtime.metrics import format_figure
+from runtime.model_memory import check_fits_in_memory, is_out_of_memory, out_of_memory_error
+from runtime.run_dir import (
+    SPEC_FILE,
+    check_output_dir,
+    committed_checkpoint,
+    ensure_output_dir,
+    read_state,
+    same_data,
+)
 from runtime.train_config import EvalConfig, TrainConfig, eval_config, train_config
 
 if TYPE_CHECKING:
@@ -76,13 +86,77 @@ def _configs(spec: Spec, data: str | None, data_format: str | None,
     return dcfg, replace(tcfg, **flags), ecfg
 
 
-def _check_resume_spec(run_dir: Path, resolved: str) -> None:
-    old = run_dir / "spec.resolved.yaml"
-    if old.exists() and old.read_text() != resolved:
-        raise SpecError.at(SourceLoc(str(old)), "--resume with a spec that differs from the "
-                                                "one this run was started with",
-                           hint="resume with the same spec and --set values, or start a new "
-                                "run with -o NEW_DIR (see `netspec diff`)")
+# What a resume may change: how long the run goes on, not what it trains.
+RESUMABLE_CHANGES = ("train.epochs", "train.max_minutes", "train.patience")
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """{dotted key: leaf} of nested mappings (lists and empty mappings are leaves)."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
+
+
+def spec_differences(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(dotted key, old value, new value) for every leaf that differs (lists are leaves)."""
+    a, b = _flat(old), _flat(new)
+    missing = object()
+    return [(k, a.get(k, missing), b.get(k, missing)) for k in sorted(set(a) | set(b), key=str)
+            if a.get(k, missing) != b.get(k, missing)]
+
+
+def _shown(key: str, value: Any) -> str:
+    if type(value) is object:
+        return "(unset)"
+    if key == "layers":
+        return f"{len(value)} layers" if isinstance(value, list) else repr(value)
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_resume_spec(run_dir: Path, resolved: str, data: str | None, run_data: str | None
+                       ) -> list[str]:
+    """Refuse a resume that would train something else; return the allowed changes as
+    'train.epochs 2 -> 4' lines (raising the epochs, time budget or patience is fine)."""
+    import yaml
+
+    old_path = run_dir / SPEC_FILE
+    if not old_path.exists():
+        return []
+    try:
+        old = yaml.safe_load(old_path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        mark = getattr(e, "problem_mark", None)
+        raise SpecError.at(SourceLoc(str(old_path), mark.line + 1 if mark else 0),
+                           "the run's resolved spec is not valid YAML: the file is truncated "
+                           "or was edited", hint="restore it, or start a new run with -o "
+                                                 "NEW_DIR") from None
+    new = yaml.safe_load(resolved)
+    diffs = spec_differences(old if isinstance(old, dict) else {"spec": old}, new)
+    if data is not None and run_data is not None and data != run_data:
+        if not same_data(data, run_data):
+            diffs.append(("--data", run_data, data))
+    refused = [d for d in diffs if d[0] not in RESUMABLE_CHANGES]
+    if refused:
+        lines = [f"{k}: {_shown(k, a)} (this run) vs {_shown(k, b)} (now)"
+                 for k, a, b in refused[:12]]
+        if len(refused) > 12:
+            lines.append(f"... and {len(refused) - 12} more")
+        graph = any(k == "layers" or k.startswith(("inputs", "outputs", "params"))
+                    for k, _, _ in refused)
+        raise SpecError.at(SourceLoc(str(old_path)), "--resume with a spec that differs from "
+                           f"the one this run was started with ({len(refused)} "
+                           f"difference{'s' if len(refused) > 1 else ''})",
+                           notes=tuple(lines),
+                           hint="resume with the same spec, --set values and --data (only "
+                                f"{', '.join(RESUMABLE_CHANGES)} may change), or start a new "
+                                "run with -o NEW_DIR"
+                                + (f"; `netspec diff {old_path} SPEC` shows the layer changes"
+                                   if graph else ""))
+    return [f"{k} {_shown(k, a)} -> {_shown(k, b)}" for k, a, b in diffs]
 
 
 def _with_targets(ds: Any, outputs: list[str]) -> Any:
@@ -136,41 +210,77 @@ def fit_spec(spec: Spec, run_dir: Path, *, data: str | None = None,
              overrides: list[str] | tuple[str, ...] = (), device: dict[str, Any] | None = None,
              explicit_dir: bool = True, quiet: bool = False) -> FitResult:
     """Train `spec`; see the module docstring for what RUN/ holds."""
-    dcfg, tcfg, ecfg = _configs(spec, data, data_format, device or {})
     run_dir = resolve_run_dir(run_dir, explicit=explicit_dir, resume=resume)
+    check_output_dir(run_dir)  # a file or an unwritable place fails before any work
+    old_state = read_state(run_dir) if resume else None  # validated field by field
+    if old_state is not None and data is None and old_state.get("data") is not None:
+        # resume on the data the run trained on
+        data, data_format = old_state["data"], data_format or old_state.get("data_format")
+    dcfg, tcfg, ecfg = _configs(spec, data, data_format, device or {})
     resolved = dump_spec(expanded_document(spec))
-    state_path = run_dir / "state.json"
     state: dict[str, Any] = {"epoch": 0, "best": None, "best_epoch": None,
                              "monitor": tcfg.monitor, "overrides": list(overrides),
-                             "data": dcfg.dataset}
-    if resume and state_path.exists():
-        _check_resume_spec(run_dir, resolved)
-        state = json.loads(state_path.read_text())
-        done = int(state.get("epoch", 0))
+                             "data": dcfg.dataset, "data_format": dcfg.format}
+    if old_state is not None:
+        changes = _check_resume_spec(run_dir, resolved, dcfg.dataset, old_state.get("data"))
+        state = {**old_state, "overrides": list(overrides) if changes
+                 else old_state.get("overrides", list(overrides))}
+        done = state["epoch"]
         if done >= tcfg.epochs:
-            _say(f"{run_dir}: already trained {done} of {tcfg.epochs} epochs; nothing to do")
+            _say(f"{run_dir}: already trained {done} of {tcfg.epochs} epochs; nothing to do"
+                 + (" (raise it with --resume --set train.epochs=N)" if done == tcfg.epochs
+                    else ""))
             return FitResult(run_dir, done, state.get("best"), state.get("best_epoch"),
                              "completed")
+        if done:
+            committed_checkpoint(run_dir, state)  # named, of its epoch, on disk, or refuse
+        for line in changes:
+            _say(f"resuming with {line}")
+        if changes and tcfg.schedule == "cosine":
+            _say("note: the cosine learning-rate schedule now spans the new train.epochs, so "
+                 "the remaining epochs follow a different curve than the first ones did")
         _drop_uncommitted_metrics(run_dir / "metrics.jsonl", done)
         for name in ("model.keras", "state.json", "spec.resolved.yaml"):  # a killed write's
             for tmp in run_dir.glob(f".{name}.*"):                        # temp file
                 tmp.unlink(missing_ok=True)
+    elif resume:
+        _say(f"{run_dir}: no state.json yet, so there is nothing to resume; starting a new run")
+    check_fits_in_memory(spec, tcfg.optimizer)
 
     faces = load_faces(spec, dcfg)  # bad data fails before RUN/ is created
     train_faces, val_faces = split(faces, dcfg)
     background = backgrounds(train_faces, dcfg, spec.section("data").loc_of("negatives"))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "spec.resolved.yaml", resolved)
-    if ecfg.shape_model:  # LGCN: PCA shape model of the training shapes -> RUN/shape_model.npz
-        from runtime.shape_model import save_training_shape_model
-
-        save_training_shape_model(run_dir, train_faces, dcfg, ecfg)
+    ensure_output_dir(run_dir)
     try:
+        atomic_write_text(run_dir / "spec.resolved.yaml", resolved)
+        if ecfg.shape_model:  # LGCN: PCA shape model of the training shapes -> shape_model.npz
+            from runtime.shape_model import save_training_shape_model
+
+            save_training_shape_model(run_dir, train_faces, dcfg, ecfg)
         return _train(spec, run_dir, dcfg, tcfg, ecfg, train_faces, val_faces, state, quiet,
                       background)
-    except Exception as e:  # noqa: BLE001 - only a lazily decoded bad image is translated
+    except OSError as e:
+        if e.filename and _inside(Path(e.filename), run_dir):
+            raise SpecError.at(SourceLoc(str(e.filename)), f"cannot write the run: "
+                               f"{e.strerror or e}", hint="free disk space or check the "
+                               "folder's permissions; --resume continues from the last "
+                               "complete epoch") from None
+        raise
+    except Exception as e:  # noqa: BLE001 - only a bad image or running out of memory
+        if is_out_of_memory(e):  # training: activations of a batch, after the build
+            raise SpecError.at(SourceLoc(spec.file), "training ran out of memory",
+                               notes=(f"{type(e).__name__}: {str(e).strip()[:200]}",),
+                               hint=f"lower train.batch_size (now {tcfg.batch_size}) or the "
+                                    "input size / layer widths") from None
         explain_pipeline_error(dcfg, e)
         raise
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return folder.resolve() in path.resolve().parents or path.resolve() == folder.resolve()
+    except OSError:
+        return False
 
 
 def _drop_uncommitted_metrics(path: Path, epochs: int) -> None:
@@ -184,7 +294,8 @@ def _drop_uncommitted_metrics(path: Path, epochs: int) -> None:
             record = json.loads(line)
         except json.JSONDecodeError:  # a line torn by the kill
             continue
-        if isinstance(record, dict) and int(record.get("epoch", 0)) <= epochs:
+        epoch = record.get("epoch") if isinstance(record, dict) else None
+        if isinstance(epoch, int) and not isinstance(epoch, bool) and 1 <= epoch <= epochs:
             kept.append(line + "\n")
     atomic_write_text(path, "".join(kept))
 
@@ -196,7 +307,7 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
     import tensorflow as tf
 
     from runtime import devices
-    from runtime.callbacks import NaNGuard, RunRecorder, TimeBudget, Validation
+    from runtime.callbacks import EpochProgress, NaNGuard, RunRecorder, TimeBudget, Validation
     from runtime.data.config import negatives_config
     from runtime.data.pipeline import make_dataset, make_training_dataset
     from runtime.model_setup import build_model, decoded_output, learning_rate_at, trained_outputs
@@ -215,20 +326,22 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
         steps_per_epoch=tcfg.steps_per_epoch)
     val_ds = make_dataset(val_faces, dcfg, training=False, batch_size=batch,
                           input_name=input_name)
-    with strategy.scope():
-        model, objective = build_model(spec, tcfg, dcfg.size, mixed_precision=tcfg.mixed_precision,
-                            xla=tcfg.xla)
-        model.optimizer.build(model.trainable_variables)
+    try:
+        with strategy.scope():
+            model, objective = build_model(spec, tcfg, dcfg.size,
+                                           mixed_precision=tcfg.mixed_precision, xla=tcfg.xla)
+            model.optimizer.build(model.trainable_variables)
+    except Exception as e:  # noqa: BLE001 - only running out of memory is translated
+        if is_out_of_memory(e):
+            raise out_of_memory_error(spec, tcfg.optimizer, e) from None
+        raise
     ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     manager = tf.train.CheckpointManager(ckpt, str(run_dir / "checkpoints"),
                                          max_to_keep=tcfg.keep_checkpoints)
     if start:
-        if manager.latest_checkpoint is None:
-            raise SpecError.at(SourceLoc(str(run_dir)), "state.json names a checkpoint that "
-                                                        "is missing", hint="start a new run")
-        ckpt.restore(manager.latest_checkpoint).expect_partial()
+        _restore(ckpt, committed_checkpoint(run_dir, state), start)
         _say(f"resuming {run_dir} after epoch {start} (best {tcfg.monitor} "
-             f"{state.get('best')})")
+             f"{format_figure(tcfg.monitor, state.get('best'))})")
     out_name, kind = decoded_output(spec, ecfg)
     xv, yv = _collect(val_ds, input_name, tcfg.val_examples)
     if not (yv[..., 2] > 0.5).any():
@@ -246,6 +359,8 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
         nan_guard,
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
     ]
+    if not quiet:
+        callbacks.append(EpochProgress(tcfg.epochs, steps, tcfg.monitor, state))
     if tcfg.patience:
         callbacks.append(keras.callbacks.EarlyStopping(tcfg.monitor, patience=tcfg.patience))
     budget = TimeBudget(tcfg.max_minutes) if tcfg.max_minutes else None
@@ -261,8 +376,7 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         model.fit(_with_targets(train_ds, outputs), epochs=tcfg.epochs,
                   initial_epoch=start, steps_per_epoch=steps,
-                  callbacks=callbacks, shuffle=False,
-                  verbose=0 if quiet else (1 if sys.stderr.isatty() else 2))
+                  callbacks=callbacks, shuffle=False, verbose=0)
     if nan_guard.hit_nan:
         raise SpecError.at(SourceLoc(str(run_dir)), "the training loss became NaN/inf",
                            hint="lower train.learning_rate, set train.clipnorm, or check the "
@@ -273,6 +387,20 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
     state["stopped"] = stopped
     atomic_write_json(run_dir / "state.json", state)
     _say(f"done in {time.time() - t0:.0f} s: {done} epochs ({stopped}); best {tcfg.monitor} "
-         f"{state.get('best')} at epoch {state.get('best_epoch')}; model: "
-         f"{run_dir / 'model.keras'}")
+         f"{format_figure(tcfg.monitor, state.get('best'))} at epoch {state.get('best_epoch')}; "
+         f"model: {run_dir / 'model.keras'}")
     return FitResult(run_dir, done, state.get("best"), state.get("best_epoch"), stopped)
+
+
+def _restore(ckpt: Any, prefix: str, epoch: int) -> None:
+    """Restore exactly the checkpoint state.json committed, or say why it cannot be."""
+    try:
+        ckpt.restore(prefix).assert_existing_objects_matched()
+    except Exception as e:  # noqa: BLE001 - TF raises many kinds for a damaged checkpoint
+        raise SpecError.at(SourceLoc(prefix), f"cannot restore the checkpoint of epoch "
+                                              f"{epoch}: it is truncated, damaged or from "
+                                              "another model",
+                           notes=(f"{type(e).__name__}: {str(e).strip()[:300]}",),
+                           hint="start a new run with -o NEW_DIR (model.keras, the best "
+                                "epoch's model, is still usable for eval and predict)"
+                           ) from None

@@ -159,3 +159,23 @@ def _quiet_nan() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
+
+
+# ------------------------------------------------------------------ human-readable figures
+# One convention in every command's human output: NME, failure rates and AUC in percent
+# (as the field reports them), everything else (losses, learning rate) as plain numbers.
+# JSON output and metrics.jsonl keep fractions.
+
+def is_percent_figure(key: str) -> bool:
+    """True for NME / FR / AUC figures (`nme`, `val_nme`, `val_fr_010`, `auc_008`, ...)."""
+    base = key.removeprefix("val_")
+    return base == "nme" or base.startswith(("fr_", "auc_"))
+
+
+def format_figure(key: str, value: float | None) -> str:
+    """`value` of figure `key` for people: '9.73 %' for NME/FR/AUC, '0.0123' otherwise."""
+    if value is None:
+        return "-"
+    if is_percent_figure(key):
+        return f"{100 * float(value):.2f} %"
+    return f"{float(value):.4g}"

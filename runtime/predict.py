@@ -39,8 +39,14 @@ from runtime.data.errors import DataError
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif",
                             ".tiff", ".ppm", ".pgm", ".pnm"})
 INDEX = "predictions"  # OUT/predictions.json, so no image or clip may be called that
-PROGRESS_EVERY = 100
 BATCH_SIZE = 32
+MIN_FACE_SIDE = 8  # an image narrower than this cannot hold a face the model could find
+# Default of --min-confidence: a face scoring below it is flagged low_confidence. Measured
+# on rcn_4branch at 40 px trained 6 x 60 steps: on MTFL, its 20 last (held-out) faces
+# score 0.064-0.182 (median 0.132, 18 above 0.1), blank/black/white 0.017-0.032, noise
+# 0.05-0.088, 1x1 and 3x3 images 0.038, a transparent image 0.017, two faces side by side
+# 0.054; on synthetic faces, held-out faces 0.165-0.41 and noise at most 0.106.
+MIN_CONFIDENCE = 0.1
 _SCHEMES = {5: "5pt", 68: "68pt"}
 _BOX_LOC = SourceLoc("--box")
 
@@ -55,6 +61,7 @@ class Frame:
     crop: tuple[float, float, float]  # cx, cy, side in source pixels
     tf_readable: bool  # PNG, gray/RGB JPEG: tf.io decodes them at any channel count; other
     # images (BMP, GIF, WebP, TIFF, CMYK JPEG) reach the pipeline as a lossless PNG copy
+    warnings: tuple[str, ...] = ()  # why its landmarks may mean nothing (tiny, transparent)
 
 
 @dataclass(frozen=True)
@@ -206,25 +213,50 @@ def network_to_source(points: np.ndarray, crop: Sequence[float], size: int) -> n
 
 
 def read_frame(path: Path, box: np.ndarray | None) -> Frame:
-    """Size and format of an image file (header only), or a DataError naming it."""
-    from PIL import Image, UnidentifiedImageError
+    """Size and format of an image file (header, plus the end-marker check of
+    runtime/data/formats/images.py), or a DataError naming it; `Frame.warnings` says
+    when the image cannot hold a face (tiny, or fully transparent)."""
+    from runtime.data.errors import BadRow
+    from runtime.data.formats import images
 
     where = SourceLoc(str(path))
     if path.is_dir():
         raise DataError.at(where, "is a folder")
     try:
+        info = images.read_header(path)
+        images.check_complete(info)
+    except BadRow as e:
+        raise DataError.at(where, str(e), hint=e.hint) from None
+    tf_readable = info.format == "PNG" or (info.format == "JPEG" and info.mode in ("L", "RGB"))
+    crop = source_crop(info.width, info.height, box, str(path))
+    return Frame(path, info.width, info.height, crop, tf_readable,
+                 tuple(_image_warnings(path, info)))
+
+
+def _image_warnings(path: Path, info: Any) -> list[str]:
+    out = []
+    if min(info.width, info.height) < MIN_FACE_SIDE:
+        out.append(f"the image is {info.width}x{info.height} pixels, too small to hold a face "
+                   f"(under {MIN_FACE_SIDE} px): its landmarks mean nothing")
+    if _fully_transparent(path):
+        out.append("the image is fully transparent: the network sees a blank square, "
+                   "so its landmarks mean nothing")
+    return out
+
+
+def _fully_transparent(path: Path) -> bool:
+    """Whether every pixel has alpha 0 (only images with an alpha channel are decoded)."""
+    from PIL import Image
+
+    try:
         with Image.open(path) as img:
-            width, height = img.width, img.height
-            tf_readable = img.format == "PNG" or (img.format == "JPEG" and img.mode in ("L", "RGB"))
-    except UnidentifiedImageError:
-        raise DataError.at(where, "not an image file (unknown or corrupt format)",
-                           hint="pass JPEG, PNG, BMP, GIF, WebP or TIFF images") from None
-    except OSError as e:
-        raise DataError.at(where, f"cannot read the image: {e}") from None
-    if width < 1 or height < 1:
-        raise DataError.at(where, f"empty image ({width}x{height})")
-    crop = source_crop(width, height, box, str(path))
-    return Frame(path, width, height, crop, tf_readable)
+            if "A" not in img.mode and "transparency" not in img.info:
+                return False
+            img.seek(0)
+            alpha = img.convert("RGBA").getchannel("A")
+            return alpha.getextrema()[1] == 0
+    except (OSError, ValueError):
+        return False  # decoding problems are reported when the image is predicted
 
 
 # --- prediction ------------------------------------------------------------------------
@@ -277,22 +309,47 @@ def _model(spec: Any, keras_model: Any, dcfg: Any) -> _Model:
                    steps=steps, per_step=per_step)
 
 
-def _decode(m: _Model, out: Any) -> np.ndarray:
-    from runtime.decode import decode
+def _decode(m: _Model, out: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """(points [B, K, 2] in the network frame, face scores [B] or None for coords)."""
+    from runtime.decode import decode, face_scores
 
-    return decode(m.kind, np.asarray(out), m.size, refine=m.refine)  # type: ignore[arg-type]
+    y = np.asarray(out)
+    points = decode(m.kind, y, m.size, refine=m.refine)  # type: ignore[arg-type]
+    return points, face_scores(m.kind, y)
 
 
-def _network_images(frames: Sequence[Frame], dcfg: Any, input_name: str, workdir: Path
-                    ) -> Iterator[np.ndarray]:
-    """Network inputs [b, S, S, C] for `frames`, in order, preprocessed as in training."""
-    import tensorflow as tf
+class _Failures:
+    """Images that could not be predicted: (path, reason), reported at the end."""
 
+    def __init__(self) -> None:
+        self.items: list[tuple[Path, str]] = []
+        self.paths: set[Path] = set()
+
+    def add(self, path: Path, err: DataError) -> None:
+        diag = err.diagnostics[0]
+        self.items.append((path, diag.message))
+        self.paths.add(path)
+
+
+def _sources(frames: Sequence[Frame], workdir: Path, failures: _Failures) -> list[str | None]:
+    out: list[str | None] = []
+    for i, f in enumerate(frames):
+        try:
+            out.append(str(f.path) if f.tf_readable else str(_png_copy(f.path,
+                                                                       workdir / f"{i}.png")))
+        except DataError as e:
+            failures.add(f.path, e)
+            out.append(None)
+    return out
+
+
+def _network_images(frames: Sequence[Frame], sources: Sequence[str], dcfg: Any,
+                    input_name: str) -> Iterator[np.ndarray]:
+    """Network inputs [b, S, S, C] for `frames` (read from `sources`), in order,
+    preprocessed as in training; a tf.errors.OpError when one fails to decode."""
     from runtime.data.pipeline import make_dataset
     from runtime.data.records import FaceSet
 
-    sources = [str(f.path) if f.tf_readable else str(_png_copy(f.path, workdir / f"{i}.png"))
-               for i, f in enumerate(frames)]
     crops = np.array([f.crop for f in frames], np.float64)
     half = crops[:, 2:] / 2
     boxes = np.concatenate([crops[:, :2] - half, crops[:, :2] + half], axis=1)
@@ -300,18 +357,58 @@ def _network_images(frames: Sequence[Frame], dcfg: Any, input_name: str, workdir
     faces = FaceSet("predict", dcfg.scheme or "5pt", np.zeros((n, 1, 2), np.float32),
                     np.zeros((n, 1), bool), paths=tuple(sources), boxes=boxes.astype(np.float32))
     ds = make_dataset(faces, dcfg, training=False, batch_size=BATCH_SIZE, input_name=input_name)
-    batches = iter(ds)
-    start = 0
-    while True:
+    for x, _ in ds:
+        yield x[input_name].numpy()
+
+
+def _frame_images(frames: Sequence[Frame], dcfg: Any, input_name: str, workdir: Path,
+                  failures: _Failures) -> Iterator[tuple[int, np.ndarray]]:
+    """(frame index, network input [S, S, C]) for every frame that decodes, in order; the
+    others go to `failures`. A batch that fails to decode is searched with PIL for its bad
+    images, which are dropped, and the pipeline restarts after the batch's good ones."""
+    import tensorflow as tf
+
+    sources = _sources(frames, workdir, failures)
+    todo = [i for i, s in enumerate(sources) if s is not None]
+    while todo:
+        done = 0
         try:
-            x, _ = next(batches)
-        except StopIteration:
+            for x in _network_images([frames[i] for i in todo], [sources[i] for i in todo],
+                                     dcfg, input_name):
+                for img in x:
+                    yield todo[done], img
+                    done += 1
             return
         except tf.errors.OpError as e:
-            raise _decode_error(frames[start:start + BATCH_SIZE], e) from None
-        images = x[input_name].numpy()
-        start += len(images)
-        yield images
+            batch = todo[done:done + BATCH_SIZE]
+            bad = _undecodable([frames[i] for i in batch], e)
+            for f, err in bad:
+                failures.add(f.path, err)
+            if not bad:  # PIL reads them all: fall back to one image at a time
+                if len(batch) == 1:
+                    failures.add(frames[batch[0]].path,
+                                 _decode_error([], e, frames[batch[0]].path))
+                    bad_idx = {batch[0]}
+                else:
+                    yield from _one_by_one(frames, sources, batch, dcfg, input_name, failures)
+                    bad_idx = set(batch)
+            else:
+                bad_idx = {i for i in batch if frames[i].path in {f.path for f, _ in bad}}
+            todo = [i for i in todo[done:] if i not in bad_idx]
+
+
+def _one_by_one(frames: Sequence[Frame], sources: Sequence[str | None], batch: list[int],
+                dcfg: Any, input_name: str, failures: _Failures
+                ) -> Iterator[tuple[int, np.ndarray]]:
+    import tensorflow as tf
+
+    for i in batch:
+        try:
+            x = next(_network_images([frames[i]], [str(sources[i])], dcfg, input_name))
+        except tf.errors.OpError as e:
+            failures.add(frames[i].path, _decode_error([], e, frames[i].path))
+            continue
+        yield i, x[0]
 
 
 def _png_copy(path: Path, dest: Path) -> Path:
@@ -329,43 +426,89 @@ def _png_copy(path: Path, dest: Path) -> Path:
     return dest
 
 
-def _decode_error(frames: Sequence[Frame], err: Exception) -> DataError:
-    """Name the file of a batch that failed to decode (found by decoding each with PIL)."""
+def _undecodable(frames: Sequence[Frame], err: Exception) -> list[tuple[Frame, DataError]]:
+    """The frames of a batch that PIL cannot decode either, each with its error."""
     from PIL import Image
 
+    out = []
     for f in frames:
         try:
             with Image.open(f.path) as img:
                 img.load()
-        except OSError as e:
-            return DataError.at(SourceLoc(str(f.path)), f"cannot decode the image: {e}",
-                                hint="the file is damaged or truncated; re-save or remove it")
-    names = f"{frames[0].path} .. {frames[-1].path}" if frames else "<images>"
+        except (OSError, ValueError, SyntaxError) as e:
+            out.append((f, DataError.at(SourceLoc(str(f.path)), f"cannot decode the image: {e}",
+                                        hint="the file is damaged or truncated; re-save or "
+                                             "remove it")))
+    return out
+
+
+def _decode_error(frames: Sequence[Frame], err: Exception, path: Path | None = None
+                  ) -> DataError:
+    """A DataError for a decode failure: the first frame PIL cannot decode, else TF's
+    message at `path` (or the batch's first .. last file)."""
+    bad = _undecodable(frames, err)
+    if bad:
+        return bad[0][1]
+    names = str(path) if path else (f"{frames[0].path} .. {frames[-1].path}" if frames
+                                    else "<images>")
     first = str(getattr(err, "message", err)).strip().splitlines()
-    return DataError.at(SourceLoc(names), "an image of this batch could not be decoded: "
-                                          f"{first[0] if first else type(err).__name__}")
+    return DataError.at(SourceLoc(names), "TensorFlow cannot decode the image: "
+                                          f"{first[0][:200] if first else type(err).__name__}",
+                        hint="re-save it as PNG or JPEG")
 
 
-def _frame_points(m: _Model, clips: Sequence[Clip], dcfg: Any, workdir: Path
-                  ) -> Iterator[np.ndarray]:
-    """Network-frame points [K, 2] of every frame of every clip, in order."""
+_Result = tuple[int, np.ndarray, float | None]  # frame index, network-frame points, score
+
+
+def _frame_points(m: _Model, clips: Sequence[Clip], dcfg: Any, workdir: Path,
+                  failures: _Failures) -> Iterator[_Result]:
+    """(frame index, network-frame points [K, 2], score) of every frame of every clip that
+    can be read, in order; failed frames go to `failures` (per-frame models only: a
+    sequence model needs every frame of its clip, so a failure there is an error)."""
     frames = [f for c in clips for f in c.frames]
-    images = _network_images(frames, dcfg, m.input_name, workdir)
     if not m.sequence:
-        for x in images:
-            yield from _decode(m, m.keras.predict_on_batch({m.input_name: x})[m.output])
+        pending: list[tuple[int, np.ndarray]] = []
+        images = _frame_images(frames, dcfg, m.input_name, workdir, failures)
+        for item in images:
+            pending.append(item)
+            if len(pending) == BATCH_SIZE:
+                yield from _predict_batch(m, pending)
+                pending = []
+        if pending:
+            yield from _predict_batch(m, pending)
         return
-    pending = np.zeros((0, dcfg.size, dcfg.size, dcfg.channels), np.float32)
-    for clip in clips:
-        n = len(clip.frames)
-        while len(pending) < n:
-            pending = np.concatenate([pending, next(images)])
-        yield from _sequence_points(m, pending[:n])
-        pending = pending[n:]
+    loose = _Failures()
+    sources = _sources(frames, workdir, loose)
+    if loose.items:
+        path, why = loose.items[0]
+        raise DataError.at(SourceLoc(str(path)), why)
+    import tensorflow as tf
+
+    images = _network_images(frames, sources, dcfg, m.input_name)  # type: ignore[arg-type]
+    buf = np.zeros((0, dcfg.size, dcfg.size, dcfg.channels), np.float32)
+    start = 0
+    try:
+        for clip in clips:
+            n = len(clip.frames)
+            while len(buf) < n:
+                buf = np.concatenate([buf, next(images)])
+            for k, (pts, score) in enumerate(_sequence_points(m, buf[:n])):
+                yield start + k, pts, score
+            buf, start = buf[n:], start + n
+    except tf.errors.OpError as e:
+        raise _decode_error(frames[start:start + BATCH_SIZE], e) from None
 
 
-def _sequence_points(m: _Model, x: np.ndarray) -> Iterator[np.ndarray]:
-    """Per-frame points of one clip through a sequence model.
+def _predict_batch(m: _Model, items: list[tuple[int, np.ndarray]]) -> Iterator[_Result]:
+    x = np.stack([img for _, img in items])
+    pts, scores = _decode(m, m.keras.predict_on_batch({m.input_name: x})[m.output])
+    for k, (i, _) in enumerate(items):
+        yield i, pts[k], None if scores is None else float(scores[k])
+
+
+def _sequence_points(m: _Model, x: np.ndarray
+                     ) -> Iterator[tuple[np.ndarray, float | None]]:
+    """Per-frame (points, score) of one clip through a sequence model.
 
     Per-step outputs: consecutive windows of T frames (the last padded by repeating the
     final frame; T unknown = the whole clip). One output per window: the window of the
@@ -383,79 +526,101 @@ def _sequence_points(m: _Model, x: np.ndarray) -> Iterator[np.ndarray]:
         w = windows[b:b + per_batch]
         out = np.asarray(m.keras.predict_on_batch({m.input_name: x[w]})[m.output])
         if m.per_step:
-            pts = _decode(m, out.reshape(-1, *out.shape[2:])).reshape(len(w), t, -1, 2)
-            for row in pts:
+            pts, scores = _decode(m, out.reshape(-1, *out.shape[2:]))
+            pts = pts.reshape(len(w), t, -1, 2)
+            sc = None if scores is None else scores.reshape(len(w), t)
+            for r, row in enumerate(pts):
                 keep = min(t, n - done)
-                yield from row[:keep]
+                for s in range(keep):
+                    yield row[s], None if sc is None else float(sc[r, s])
                 done += keep
         else:
-            yield from _decode(m, out)
+            pts, scores = _decode(m, out)
+            for r in range(len(pts)):
+                yield pts[r], None if scores is None else float(scores[r])
 
 
 # --- outputs ---------------------------------------------------------------------------
 
 
-class _Progress:
-    """Progress on stderr for long lists: a tqdm bar on a terminal, else a line per 100."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.done, self.bar = total, 0, None
-        if total >= PROGRESS_EVERY and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit="img", file=sys.stderr, desc="predict")
-
-    def step(self) -> None:
-        self.done += 1
-        if self.bar is not None:
-            self.bar.update(1)
-        elif self.total >= PROGRESS_EVERY and (self.done % PROGRESS_EVERY == 0
-                                               or self.done == self.total):
-            print(f"predict: {self.done}/{self.total} images", file=sys.stderr,  # noqa: T201
-                  flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _record(frame: Frame, points: np.ndarray, scheme: str | None) -> dict[str, Any]:
+def _record(frame: Frame, points: np.ndarray, scheme: str | None, score: float | None,
+            min_confidence: float) -> dict[str, Any]:
+    warnings = list(frame.warnings)
+    low = score is not None and score < min_confidence
+    if low:
+        warnings.append(f"low confidence: score {score:.3f} < {min_confidence:g} "
+                        "(--min-confidence): probably no face, or one the model cannot find")
     return {"image": str(frame.path), "width": frame.width, "height": frame.height,
             "crop": [round(float(v), 6) for v in frame.crop],
-            "landmarks": [[_num(x), _num(y)] for x, y in points], "scheme": scheme}
+            "landmarks": [[_num(x), _num(y)] for x, y in points], "scheme": scheme,
+            "score": None if score is None else round(score, 4),
+            "low_confidence": bool(low or frame.warnings), "warnings": warnings}
 
 
 def _num(v: float) -> float | None:
     return round(float(v), 4) if math.isfinite(v) else None
 
 
+def _read_frames(paths: Sequence[Path], box: np.ndarray | None, failures: _Failures
+                 ) -> list[tuple[Path, Frame]]:
+    out = []
+    for p in paths:
+        try:
+            out.append((p, read_frame(p, box)))
+        except DataError as e:
+            failures.add(p, e)
+    return out
+
+
 def _clips(groups: list[tuple[Path | None, list[Path]]], box: np.ndarray | None,
-           video: bool) -> list[Clip]:
+           video: bool, failures: _Failures) -> list[Clip]:
+    """The clips to predict; images that cannot be read go to `failures` (a clip keeps its
+    readable frames)."""
     if video:
         folders = [g[0] for g in groups]
         names = unique_stems(folders, folders=True, reserved=(INDEX,))  # type: ignore[arg-type]
-        return [Clip(name, folder, tuple(read_frame(p, box) for p in paths),
-                     tuple(unique_stems(paths)))
-                for name, (folder, paths) in zip(names, groups, strict=True)]
+        clips = []
+        for name, (folder, paths) in zip(names, groups, strict=True):
+            stems = dict(zip(paths, unique_stems(paths), strict=True))
+            frames = _read_frames(paths, box, failures)
+            if frames:
+                clips.append(Clip(name, folder, tuple(f for _, f in frames),
+                                  tuple(stems[p] for p, _ in frames)))
+        return clips
     paths = [p for _, ps in groups for p in ps]
-    names = unique_stems(paths, reserved=(INDEX,))
-    return [Clip(name, None, (read_frame(p, box),), (name,))
-            for name, p in zip(names, paths, strict=True)]
+    names = dict(zip(paths, unique_stems(paths, reserved=(INDEX,)), strict=True))
+    return [Clip(names[p], None, (f,), (names[p],)) for p, f in _read_frames(paths, box,
+                                                                             failures)]
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)  # noqa: T201 - per-image warnings
 
 
 def predict_run(run_dir: Path, paths: Sequence[Path], out_dir: Path, *, box: str | None = None,
-                video: bool = False) -> dict[str, Any]:
+                video: bool = False, min_confidence: float = MIN_CONFIDENCE) -> dict[str, Any]:
     """Predict landmarks for `paths` with the run's best model; see the module docstring.
 
+    Images that cannot be read are skipped, named on stderr at the end and listed under
+    "errors" (image, error) in the index. Each record has a "score" (heat-map outputs:
+    runtime.decode.face_scores) and "low_confidence" (score below `min_confidence`, or an
+    image too small or transparent to hold a face; "warnings" says which).
     Returns the contents of OUT/predictions.json.
     """
     from runtime.datasets import spec_data_config
     from runtime.overlay import save_overlay
-    from runtime.run_dir import load_run
+    from runtime.progress import Bar
+    from runtime.run_dir import load_run, read_state
 
     box_xyxy = parse_box(box)
-    clips = _clips(collect_inputs(list(paths), video=video, out_dir=out_dir), box_xyxy, video)
+    failures = _Failures()
+    clips = _clips(collect_inputs(list(paths), video=video, out_dir=out_dir), box_xyxy, video,
+                   failures)
     spec, keras_model = load_run(run_dir)
+    state = read_state(run_dir)
+    if state is None or state["epoch"] < 1:
+        _say(f"{run_dir}: warning: this model was never trained (no state.json with a finished "
+             "epoch, e.g. a `netspec compile` output): its landmarks come from random weights")
     dcfg = spec_data_config(spec)
     dcfg = replace(dcfg, crop="box", crop_ratio=1.0, val_jitter=False, on_error="raise",
                    deterministic=True, augment={**dict(dcfg.augment or {}), "enabled": False})
@@ -464,31 +629,44 @@ def predict_run(run_dir: Path, paths: Sequence[Path], out_dir: Path, *, box: str
         raise SpecError.at(SourceLoc(str(run_dir)), f"model '{spec.name}' takes sequences of "
                                                     "frames", hint="pass clip folders with --video")
     out_dir.mkdir(parents=True, exist_ok=True)
-    progress = _Progress(sum(len(c.frames) for c in clips))
+    progress = Bar(sum(len(c.frames) for c in clips), "predict", "img")
     entries: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="netspec_predict_") as tmp:
-        points = _frame_points(m, clips, dcfg, Path(tmp))
+        results = _frame_points(m, clips, dcfg, Path(tmp), failures)
+        pending = next(results, None)
+        g = 0
         for clip in clips:
             records = []
             for frame, stem in zip(clip.frames, clip.stems, strict=True):
-                net = next(points)
+                g += 1
+                if pending is None or pending[0] != g - 1:  # it failed to decode
+                    continue
+                _, net, score = pending
+                pending = next(results, None)
                 src = network_to_source(net, frame.crop, dcfg.size)
-                rec = _record(frame, src, dcfg.scheme or _SCHEMES.get(len(src)))
+                rec = _record(frame, src, dcfg.scheme or _SCHEMES.get(len(src)), score,
+                              min_confidence)
                 overlay = f"{clip.name}/{stem}.png" if video else f"{stem}.png"
                 try:
                     save_overlay(frame.path, src, out_dir / overlay)
                 except OSError as e:
-                    raise DataError.at(SourceLoc(str(frame.path)),
-                                       f"cannot read the image: {e}") from None
+                    failures.add(frame.path, DataError.at(SourceLoc(str(frame.path)),
+                                                          f"cannot read the image: {e}"))
+                    continue
+                for w in rec["warnings"]:
+                    _say(f"{frame.path}: warning: {w}")
                 rec["overlay"] = overlay
                 records.append(rec)
-                progress.step()
+                progress.update()
+            if not records:
+                continue
             if video:
                 atomic_write_json(out_dir / f"{clip.name}.json",
                                   {"clip": clip.name, "folder": str(clip.folder),
                                    "scheme": records[0]["scheme"], "frames": records})
                 entries.append({"clip": clip.name, "folder": str(clip.folder),
-                                "json": f"{clip.name}.json", "frames": len(records)})
+                                "json": f"{clip.name}.json", "frames": len(records),
+                                "low_confidence": sum(r["low_confidence"] for r in records)})
             else:
                 atomic_write_json(out_dir / f"{clip.name}.json", records[0])
                 entries.append({**records[0], "json": f"{clip.name}.json"})
@@ -497,6 +675,8 @@ def predict_run(run_dir: Path, paths: Sequence[Path], out_dir: Path, *, box: str
              "input_size": dcfg.size,
              "crop_rule": "box" if box_xyxy is not None else "whole_image",
              "box": None if box_xyxy is None else [float(v) for v in box_xyxy],
-             "video": video, "clips" if video else "images": entries}
+             "min_confidence": min_confidence,
+             "video": video, "clips" if video else "images": entries,
+             "errors": [{"image": str(p), "error": why} for p, why in failures.items]}
     atomic_write_json(out_dir / f"{INDEX}.json", index)
     return index

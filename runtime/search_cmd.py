@@ -267,31 +267,58 @@ def format_point(point: Mapping[str, float]) -> str:
 
 
 class Progress:
-    """One stderr line per finished trial, with the best objective so far."""
+    """One stderr line per finished trial, with the best objective so far (NME in percent,
+    as everywhere in human output); on a terminal also a bar of trials done / the limit."""
 
     def __init__(self, objective: str, max_trials: int,
                  previous: Sequence[TrialRecord] = ()) -> None:
         self.objective, self.max_trials = objective, max_trials
         ok = [r for r in previous if r.ok]
         self.best: TrialRecord | None = min(ok, key=lambda r: r.objective) if ok else None
+        self._bar: Any = None
+        self._done = len({r.trial for r in ok})
 
     def line(self, rec: TrialRecord) -> str:
         if rec.ok and (self.best is None or rec.objective < self.best.objective):
             self.best = rec
         head = f"trial {rec.trial:>3}/{self.max_trials} {rec.kind:<8} {format_point(rec.point)}"
         if rec.kind == "proposal" and rec.predicted is not None:
-            head += f" (f_hat {rec.predicted:.5g}, degree {rec.degree})"
-        body = (f"{self.objective} {rec.objective:.5g}" if rec.ok
+            head += f" (f_hat {figure(self.objective, rec.predicted)}, degree {rec.degree})"
+        body = (f"{self.objective} {figure(self.objective, rec.objective)}" if rec.ok
                 else f"FAILED: {rec.error or rec.status}")
-        best = (f"best {self.best.objective:.5g} (trial {self.best.trial})"
+        best = (f"best {figure(self.objective, self.best.objective)} (trial {self.best.trial})"
                 if self.best else "best -")
         return f"{head}  {body}  {rec.seconds:.1f} s  {best}"
 
+    def start(self) -> None:
+        from runtime.progress import Bar
+
+        self._bar = Bar(self.max_trials, "search", "trial", initial=self._done)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
     def __call__(self, rec: TrialRecord) -> None:
-        _say(self.line(rec))
+        text = self.line(rec)
+        if self._bar is None:
+            _say(text)
+        else:
+            self._bar.write(text)
+            self._bar.update()
 
 
-def summary(result: SearchResult, report: Path, plot: Path | None, seconds: float) -> str:
+def figure(objective: str, value: float | None) -> str:
+    """An objective value for people: val_nme in percent, losses as 5 digits."""
+    from runtime.metrics import format_figure, is_percent_figure
+
+    if value is None:
+        return "-"
+    return format_figure(objective, value) if is_percent_figure(objective) else f"{value:.5g}"
+
+
+def summary(result: SearchResult, report: Path, plot: Path | None, seconds: float,
+            objective: str = "val_loss") -> str:
     """The closing lines: beta_hat, f_hat_min vs f_min, best trial, where the report is."""
     lines = [f"search stopped: {result.reason}"]
     prop = result.proposal
@@ -300,13 +327,14 @@ def summary(result: SearchResult, report: Path, plot: Path | None, seconds: floa
                if prop.predicted is not None and prop.objective is not None else None)
         lines.append(f"beta_hat (trial {prop.trial}): {format_point(prop.point)}")
         lines.append("f_hat_min (predicted) "
-                     + ("-" if prop.predicted is None else f"{prop.predicted:.5g}")
+                     + figure(objective, prop.predicted)
                      + " vs f_min (measured) "
-                     + ("-" if prop.objective is None else f"{prop.objective:.5g}")
-                     + ("" if gap is None else f": gap {gap:.5g}"))
+                     + figure(objective, prop.objective)
+                     + ("" if gap is None else f": gap {figure(objective, gap)}"))
     best = result.best
     if best is not None:
-        lines.append(f"best measured: trial {best.trial} ({best.kind}) {best.objective:.5g} "
+        lines.append(f"best measured: trial {best.trial} ({best.kind}) "
+                     f"{figure(objective, best.objective)} "
                      f"at {format_point(best.point)}")
     lines.append(f"{len(result.records)} trials, {seconds:.0f} s; report: {report}"
                  + (f", plot: {plot}" if plot else ""))
@@ -369,11 +397,15 @@ def search_spec(spec: Spec, out_dir: str | os.PathLike[str], *, data: str | None
     if done:
         _say(f"resuming: {done} finished trial(s) in {out_dir / STUDY_FILE} are not run again")
     t0 = time.perf_counter()
-    result = run_search(cfg, functools.partial(run_trial, ctx), out_dir=out_dir, space=space,
-                        loc=spec.section("search").loc,
-                        on_record=Progress(budget.objective, cfg.max_trials, previous))
+    progress = Progress(budget.objective, cfg.max_trials, previous)
+    progress.start()
+    try:
+        result = run_search(cfg, functools.partial(run_trial, ctx), out_dir=out_dir,
+                            space=space, loc=spec.section("search").loc, on_record=progress)
+    finally:
+        progress.close()
     report, plot = write_report(result, out_dir)
-    _say(summary(result, report, plot, time.perf_counter() - t0))
+    _say(summary(result, report, plot, time.perf_counter() - t0, budget.objective))
     return result
 
 

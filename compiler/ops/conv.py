@@ -2,6 +2,8 @@
 
 Params use the Keras argument names; names that Keras would reject at lowering
 time (activations, initializers, strides with dilation) are caught in `problems`.
+One default differs from Keras: `padding` is 'same' (Keras: 'valid'), as the RCN-style
+specs keep map sizes; `netspec ops` lists it (compiler/opdoc.py KERAS_DEFAULTS).
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ def _strides() -> Any:
 
 
 def _padding() -> Any:
-    return param("same", "'same' keeps ceil(size / strides); 'valid' uses no padding")
+    # Note: Keras' default is 'valid'; netspec's is 'same' (compiler/opdoc.py says so).
+    return param("same", "'same' keeps ceil(size / strides); 'valid' uses no padding. "
+                         "netspec's default is 'same', Keras' is 'valid'")
 
 
 def _dilation() -> Any:

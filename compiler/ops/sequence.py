@@ -93,7 +93,8 @@ class ConvLSTM2DParams(OpParams):
     filters: int = param(doc="state channels", min=1)
     kernel_size: int | tuple[int, int] = param(doc="window size, int or [h, w]", min=1)
     strides: int | tuple[int, int] = param(1, "input-conv stride", min=1)
-    padding: Literal["same", "valid"] = param("same", "input-conv padding")
+    padding: Literal["same", "valid"] = param(
+        "same", "input-conv padding; netspec's default is 'same', Keras' is 'valid'")
     dilation_rate: int | tuple[int, int] = param(1, "input-conv dilation", min=1)
     return_sequences: bool = param(False, "output every step, not only the last")
     activation: str = param("tanh", "cell and output activation")

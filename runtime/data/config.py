@@ -4,6 +4,10 @@ Both dataclasses are `OpParams`, so `compiler.params.coerce_params` validates ra
 against them (unknown keys with did-you-mean, types, ranges) and `netspec` can list the
 documented fields. Importing this module never imports TensorFlow.
 
+`size` and `channels` default to the spec's image input (`data_config_for_input`), so
+a 32x32 spec trains at 32x32 as written, and an explicit value that disagrees with the
+input is an error at that value's line (or `--set`), found by `netspec check`.
+
 Note [Nested augment]: `coerce_params` matches a field against its declared type only,
 so `DataConfig.augment` (and `negatives`) is kept as a plain mapping (or null = all
 defaults / none). `DataConfig.problems()` validates that mapping against `AugmentConfig`
@@ -18,10 +22,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from compiler.diagnostics import Diagnostic, SourceLoc, SpecError
+from compiler.diagnostics import Diagnostic, DiagnosticSink, SourceLoc, SpecError
+from compiler.ir import Graph, Node
 from compiler.params import OpParams, coerce_params, param
 
 REFERENCE_SIZE = 80  # occlusion sizes are given at this output side and scale with `size`
+_SIZE_BOUNDS = (8, 4096)  # data.size range
 
 
 @dataclass(frozen=True)
@@ -100,8 +106,10 @@ class DataConfig(OpParams):
     dataset: str = param("synthetic", "'synthetic' or a path to a data set (folder or list file)")
     format: str | None = param(None, "reader to use (null = detect from the path)")
     scheme: str | None = param(None, "landmark scheme, '5pt' or '68pt' (null = from the reader)")
-    size: int = param(80, "side of the square network input in pixels", min=8, max=4096)
-    channels: Literal[1, 3] = param(1, "1 = gray (RCN default; RGB did worse there), 3 = RGB")
+    size: int = param(80, "side of the square network input in pixels (default: the spec's "
+                           "image input, else 80)", min=_SIZE_BOUNDS[0], max=_SIZE_BOUNDS[1])
+    channels: Literal[1, 3] = param(1, "1 = gray (RCN default; RGB did worse there), 3 = RGB "
+                                       "(default: the spec's image input, else 1)")
     crop: Literal["landmarks", "box", "none"] = param(
         "landmarks", "crop around the landmarks' bounding box, the set's face box, or keep the "
                      "whole image (padded to a square)")
@@ -198,3 +206,68 @@ def data_config(raw: Mapping[str, Any] | None = None, *, loc: SourceLoc | None =
     if cfg is None:
         raise SpecError(diags)
     return cfg  # type: ignore[return-value]
+
+
+def image_input(graph: Graph) -> Node | None:
+    """The input the data pipeline feeds: the first one, when it is an NHWC image."""
+    if not graph.inputs:
+        return None
+    first = graph.inputs[0]
+    return first if first.out is not None and first.out.rank == 4 else None
+
+
+def input_defaults(image: Node | None) -> dict[str, int]:
+    """The `size`/`channels` an image input implies (only values DataConfig accepts)."""
+    if image is None or image.out is None:
+        return {}
+    _b, h, w, c = image.out.shape
+    out = {}
+    lo, hi = _SIZE_BOUNDS
+    if h is not None and (w is None or w == h) and lo <= h <= hi:
+        out["size"] = h
+    if c in (1, 3):
+        out["channels"] = c
+    return out
+
+
+def data_config_for_input(raw: Mapping[str, Any] | None, image: Node | None, *,
+                          loc: SourceLoc | None = None, **overrides: Any) -> DataConfig:
+    """`data_config` with size/channels defaulting to `image`'s (see `input_defaults`);
+    a SpecError naming both places when the data's images cannot feed `image`."""
+    raw = raw if raw is not None else {}
+    key_locs = getattr(raw, "loc_of", None)
+    cfg = data_config({**input_defaults(image), **dict(raw)}, loc=loc, key_locs=key_locs,
+                      **overrides)
+    if image is not None and image.out is not None:
+        _check_matches_input(cfg, raw, image, loc or SourceLoc("<data>"), key_locs)
+    return cfg
+
+
+def _check_matches_input(cfg: DataConfig, raw: Mapping[str, Any], image: Node,
+                         loc: SourceLoc, key_locs: Callable[[str], SourceLoc] | None) -> None:
+    _b, h, w, c = image.out.shape  # type: ignore[union-attr]
+    lo, hi = _SIZE_BOUNDS
+    shown = {"size": "x".join("?" if d is None else str(d) for d in (h, w)),
+             "channels": f"{c} channel{'s' if c != 1 else ''}"}
+    wrong = {"size": any(d is not None and d != cfg.size for d in (h, w)),
+             "channels": c is not None and c != cfg.channels}
+    unfit = {"size": ("square images" if None not in (h, w) and h != w else
+                      f"sides of {lo}-{hi} pixels"),
+             "channels": "1 (gray) or 3 (RGB) channels"}
+    sink = DiagnosticSink()
+    for key in ("size", "channels"):
+        if not wrong[key]:
+            continue
+        if key in raw:
+            verb = "is" if key == "size" else "has"
+            sink.error(key_locs(key) if key_locs else loc,
+                       f"data.{key} is {getattr(cfg, key)}, but input '{image.name}' {verb} "
+                       f"{shown[key]}",
+                       notes=(f"input '{image.name}' is {image.out}, declared at {image.loc}",),
+                       hint=f"drop data.{key} (it defaults to the input's) or make the two "
+                            f"agree, e.g. `{key}: ${key}` with a spec param")
+        else:
+            sink.error(image.loc, f"input '{image.name}' is {image.out}, but the data pipeline "
+                                  f"only makes {unfit[key]}",
+                       hint="give the image input a square [size, size, 1 or 3] shape")
+    sink.raise_if_any()

@@ -52,3 +52,50 @@ class RowPolicy:
     @property
     def skipped(self) -> tuple[tuple[str, str], ...]:
         return tuple(self._skipped)
+
+
+# Why a row was skipped, for the one-line summary: the first pattern that matches the
+# reason names its kind (reasons are the readers' own BadRow messages).
+_KINDS = (
+    ("decompression-bomb", "oversized image"),
+    ("far outside", "landmark far outside its image"),
+    ("not found|no image for|symbolic link| is a folder", "missing image"),
+    ("cannot be decoded|not an image file|cannot be read|cannot read|is empty|cannot decode",
+     "unreadable image"),
+    ("expected a number|finite coordinate", "non-numeric coordinate"),
+    (r"landmarks per face|expected \d+ |n_points|fields|coordinate columns|keypoint",
+     "wrong point count"),
+    ("invisible", "no visible landmark"),
+)
+EXAMPLES = 3
+
+
+def skip_kind(reason: str) -> str:
+    import re
+
+    return next((kind for pattern, kind in _KINDS if re.search(pattern, reason)),
+                "other bad row")
+
+
+def skip_summary(skipped: tuple[tuple[str, str], ...], total: int, source: str) -> str:
+    """'skipped 3 of 10,000 rows of train.txt (2 unreadable images, 1 wrong point count)'
+    plus up to `EXAMPLES` lines 'file:line: reason'; printed once when data is read."""
+    counts: dict[str, int] = {}
+    for _, reason in skipped:
+        kind = skip_kind(reason)
+        counts[kind] = counts.get(kind, 0) + 1
+    kinds = ", ".join(f"{n} {_plural(kind, n)}" for kind, n in
+                      sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    lines = [f"data.on_error: skip: skipped {len(skipped):,} of {total:,} rows of {source} "
+             f"({kinds}), e.g."]
+    lines += [f"  {loc}: {reason}" for loc, reason in skipped[:EXAMPLES]]
+    if len(skipped) > EXAMPLES:
+        lines.append(f"  ... and {len(skipped) - EXAMPLES:,} more")
+    return "\n".join(lines)
+
+
+def _plural(kind: str, n: int) -> str:
+    if n == 1:
+        return kind
+    return "landmarks far outside their images" if kind.startswith("landmark far") \
+        else kind + "s"

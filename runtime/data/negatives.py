@@ -72,6 +72,8 @@ def background_faceset(train: FaceSet, neg: NegativesConfig, *, size: int, crop_
         landmarks=np.full((rows.size, k, 2), np.nan, np.float32),
         visible=np.ones((rows.size, k), bool),  # labelled, and nowhere: ABSENT
         paths=tuple(paths[i] for i in rows) if images is None else (),
+        image_kinds=tuple(train.image_kinds[i] for i in rows)
+        if neg.source == TRAIN_SOURCE and train.image_kinds and images is None else (),
         images=None if images is None else images[rows],
         boxes=boxes.astype(np.float32))
 

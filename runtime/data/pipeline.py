@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -16,6 +17,7 @@ import tensorflow as tf
 from runtime.data import augment as aug_ops
 from runtime.data import geometry
 from runtime.data.config import DataConfig, augment_config
+from runtime.data.formats import images as image_files
 from runtime.data.normalize import normalize
 from runtime.data.records import FaceSet
 
@@ -54,16 +56,25 @@ def _source_name(faces: FaceSet, i: int) -> str:
     return faces.paths[i] if faces.paths else f"{faces.name}[{i}]"
 
 
-def _usable_rows(faces: FaceSet, crops: np.ndarray | None, cfg: DataConfig) -> np.ndarray:
+def _usable_rows(faces: FaceSet, crops: np.ndarray | None, cfg: DataConfig,
+                 report: bool = False) -> np.ndarray:
+    """Rows with a usable crop; under on_error: skip the others are dropped (and counted on
+    stderr when `report`), else they are an error."""
     rows = np.arange(len(faces))
     if crops is None:
         return rows
     bad = ~np.isfinite(crops).all(axis=1)
-    if bad.any() and cfg.on_error == "raise":
-        shown = ", ".join(_source_name(faces, int(i)) for i in rows[bad][:3])
-        raise ValueError(f"{int(bad.sum())} row(s) of '{faces.name}' have no usable "
-                         f"crop: {cfg.crop} (no visible landmarks or an empty box), e.g. "
-                         f"{shown}; set on_error: skip to drop them")
+    if not bad.any():
+        return rows
+    shown = ", ".join(_source_name(faces, int(i)) for i in rows[bad][:3])
+    what = f"no usable crop: {cfg.crop} (no visible landmarks or an empty box), e.g. {shown}"
+    if cfg.on_error == "raise":
+        raise ValueError(f"{int(bad.sum())} row(s) of '{faces.name}' have {what}; set "
+                         "on_error: skip to drop them")
+    if report:
+        n = f"{int(bad.sum()):,} of {len(faces):,}"
+        print(f"data.on_error: skip: skipped {n} rows of '{faces.name}' with "  # noqa: T201
+              f"{what}", file=sys.stderr, flush=True)
     return rows[~bad]
 
 
@@ -95,14 +106,85 @@ def _loader(faces: FaceSet, channels: int) -> Callable[[tf.Tensor], tf.Tensor]:
     if not faces.paths:
         raise ValueError(f"'{faces.name}' has neither image paths nor in-memory images")
     paths = tf.constant(list(faces.paths))
+    decoders = _decoders(faces, channels)
+
+    def tf_decode(path: tf.Tensor, c: int) -> tf.Tensor:
+        img = tf.io.decode_image(tf.io.read_file(path), channels=c, expand_animations=False)
+        img.set_shape([None, None, c])
+        return img
+
+    def pil_decode(path: tf.Tensor) -> tf.Tensor:
+        img = tf.numpy_function(lambda p: image_files.pil_decode(p.decode(), channels), [path],
+                                tf.uint8, stateful=False)
+        img.set_shape([None, None, channels])
+        return img
+
+    if (decoders == image_files.NATIVE).all():  # the usual case: one decoder, no branching
+        return lambda i: tf_decode(tf.gather(paths, i), channels)
+    decoders_t = tf.constant(decoders)
 
     def load(i: tf.Tensor) -> tf.Tensor:
-        data = tf.io.read_file(tf.gather(paths, i))
-        img = tf.io.decode_image(data, channels=channels, expand_animations=False)
+        path = tf.gather(paths, i)
+        img = tf.switch_case(tf.gather(decoders_t, i), [
+            lambda: tf_decode(path, channels),
+            lambda: _to_channels(tf_decode(path, 3), channels),
+            lambda: pil_decode(path)])
         img.set_shape([None, None, channels])
         return img
 
     return load
+
+
+def _decoders(faces: FaceSet, channels: int) -> np.ndarray:
+    """Per path, how to decode it (runtime/data/formats/images.py `pipeline_decoder`)."""
+    if faces.image_kinds:
+        return np.array([image_files.pipeline_decoder(k, channels) for k in faces.image_kinds],
+                        np.int32)
+    return np.array([image_files.decoder_for_suffix(p, channels) for p in faces.paths], np.int32)
+
+
+class DecodeSkips:
+    """Under on_error: skip, the rows whose image tf.data failed to decode although the
+    readers' up-front checks passed it (corrupt inside): each is named once on stderr as
+    it is met, with a running count; `rows` holds them."""
+
+    def __init__(self, faces: FaceSet) -> None:
+        self.faces, self.rows = faces, set()
+
+    def note(self, index: np.ndarray) -> np.bool_:
+        i = int(index)
+        if i not in self.rows:
+            self.rows.add(i)
+            name = _source_name(self.faces, i)
+            print(f"data.on_error: skip: skipped {name}: TensorFlow "  # noqa: T201
+                  f"cannot decode it ({len(self.rows)} image(s) of '{self.faces.name}' "
+                  "skipped by the input pipeline)", file=sys.stderr, flush=True)
+        return np.bool_(False)
+
+
+Element = dict[str, tf.Tensor]
+
+
+def _skipping(ds: tf.data.Dataset, per_image: Callable[[Element], Element],
+              skips: DecodeSkips, deterministic: bool) -> tf.data.Dataset:
+    """`ds.map(per_image)` that drops elements whose decoding fails and tells `skips` which
+    (`ignore_errors` alone drops them without a word): each element runs as a one-element
+    dataset followed by a flagged placeholder, and the first of the two is kept."""
+    def one(el: dict[str, tf.Tensor]) -> tf.data.Dataset:
+        ok = tf.data.Dataset.from_tensors(el).map(per_image).ignore_errors()
+        spec = ok.element_spec
+        blank = {k: tf.zeros([d or 1 for d in s.shape], s.dtype) for k, s in spec.items()}
+        blank["index"] = el["index"]
+        bad = tf.data.Dataset.from_tensors((blank, False))
+        return ok.map(lambda e: (e, True)).concatenate(bad).take(1)
+
+    def keep(el: dict[str, tf.Tensor], ok: tf.Tensor) -> tf.Tensor:
+        return tf.cond(ok, lambda: tf.constant(True), lambda: tf.numpy_function(
+            skips.note, [el["index"]], tf.bool, stateful=True))
+
+    return (ds.interleave(one, cycle_length=16, num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=deterministic)
+            .filter(keep).map(lambda el, ok: el))
 
 
 def batches_per_pass(n_rows: int, batch_size: int, drop_remainder: bool) -> int:
@@ -157,7 +239,7 @@ def make_dataset(faces: FaceSet, cfg: DataConfig, *, training: bool, batch_size:
     aug = augment_config(cfg)
     size, channels, antialias = cfg.size, cfg.channels, cfg.antialias
     crops = crop_squares(faces, cfg)
-    rows = _usable_rows(faces, crops, cfg)
+    rows = _usable_rows(faces, crops, cfg, report=True)
     if rows.size == 0:
         raise ValueError(f"no usable rows in '{faces.name}' for crop: {cfg.crop}")
     drop = training if drop_remainder is None else drop_remainder
@@ -230,9 +312,10 @@ def make_dataset(faces: FaceSet, cfg: DataConfig, *, training: bool, batch_size:
     else:
         ds = tf.data.Dataset.from_tensor_slices(rows.astype(np.int64)).batch(batch_size)
     ds = ds.map(plan, num_parallel_calls=autotune, deterministic=cfg.deterministic).unbatch()
-    ds = ds.map(per_image, num_parallel_calls=autotune, deterministic=cfg.deterministic)
-    if cfg.on_error == "skip":
-        ds = ds.ignore_errors(log_warning=True)
+    if cfg.on_error == "skip" and faces.images is None:
+        ds = _skipping(ds, per_image, DecodeSkips(faces), cfg.deterministic)
+    else:
+        ds = ds.map(per_image, num_parallel_calls=autotune, deterministic=cfg.deterministic)
     ds = ds.batch(batch_size, drop_remainder=drop)
     ds = ds.map(finish, num_parallel_calls=autotune, deterministic=cfg.deterministic)
     options = tf.data.Options()
@@ -256,7 +339,7 @@ def make_training_dataset(faces: FaceSet, cfg: DataConfig, *, batch_size: int,
         if n_bg < 1:
             raise ValueError(f"batch_size {batch_size} leaves no room for background crops; "
                              "raise train.batch_size or drop data.negatives")
-    usable = _usable_rows(faces, crop_squares(faces, cfg), cfg).size
+    usable = _usable_rows(faces, crop_squares(faces, cfg), cfg).size  # make_dataset reports
     steps = steps_per_epoch or batches_per_pass(usable, batch_size - n_bg, True)
     start_batch = start_epoch * steps
     if n_bg == 0:

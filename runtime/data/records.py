@@ -31,6 +31,7 @@ class FaceSet:
     images: np.ndarray | None = None  # uint8 (N, H, W, C) when held in memory
     boxes: np.ndarray | None = None  # float32 (N, 4) x0, y0, x1, y1 face boxes, if given
     skipped: tuple[tuple[str, str], ...] = field(default=())  # (source, reason) under policy
+    image_kinds: tuple[str, ...] = ()  # per path: PIL "format/mode" (readers), or unknown
 
     def __len__(self) -> int:
         return int(self.landmarks.shape[0])
@@ -51,4 +52,5 @@ class FaceSet:
             images=None if self.images is None else self.images[idx],
             boxes=None if self.boxes is None else self.boxes[idx],
             skipped=self.skipped,
+            image_kinds=tuple(self.image_kinds[i] for i in idx) if self.image_kinds else (),
         )

@@ -49,30 +49,29 @@ def test_compile_to_an_existing_file(tmp_path: Path, capsys: pytest.CaptureFixtu
                                      ) -> None:
     target = tmp_path / "model.keras"
     target.write_text("keep me")
-    assert main(["compile", SPEC, "-o", str(target)]) == 2
+    assert main(["compile", SPEC, "-o", str(target)]) == 1
     assert capsys.readouterr().err == (
-        f"-o {target}: error: this is a file, not a folder\n"
-        "  hint: compile writes a folder (model.keras, ir.txt, summary.txt, "
-        "spec.resolved.yaml); give a folder path, e.g. -o build/rcn6\n")
+        f"{target}: error: -o: expected a directory, found a file\n"
+        "  hint: give -o a new or existing directory, not a file\n")
     assert target.read_text() == "keep me"
-    assert main(["compile", SPEC, "-o", str(target / "sub")]) == 2
-    assert f"error: '{target}' is a file, so no folder can be made under it" \
+    assert main(["compile", SPEC, "-o", str(target / "sub")]) == 1
+    assert f"error: -o: cannot create the directory: '{target}' is a file" \
         in capsys.readouterr().err
 
 
 def test_compile_to_an_unwritable_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str]) -> None:
-    import netspec.compile_cmd as cc
+    import runtime.run_dir as rd
 
     def refuse(*a: object, **k: object) -> tuple[int, str]:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(cc.tempfile, "mkstemp", refuse)  # root ignores chmod; fake it
+    monkeypatch.setattr(rd.tempfile, "mkstemp", refuse)  # root ignores chmod; fake it
     out = tmp_path / "ro"
-    assert main(["compile", SPEC, "-o", str(out)]) == 2
+    assert main(["compile", SPEC, "-o", str(out)]) == 1
     assert capsys.readouterr().err == (
-        f"-o {out}: error: cannot create or write this folder: Permission denied\n"
-        "  hint: choose a folder you can write, e.g. -o build/rcn6\n")
+        f"{out}: error: -o: cannot create or write the directory: Permission denied\n"
+        "  hint: give -o a directory you can write to\n")
 
 
 @pytest.mark.parametrize("name", ["../escape", "a/b", ".", "..", "x/../../y"])

@@ -129,9 +129,10 @@ SET_ERRORS = {
     "unknown_train_key": ("train.epoch=3", ["--set train.epoch=3: error: ",
                                             "unknown key 'epoch'", "did you mean 'epochs'"]),
     "train_out_of_range": ("train.batch_size=0", ["train.batch_size=0", "batch_size"]),
-    "data_size_vs_input": ("data.size=64", ["data produces 64x64x1 images but input 'image'",
-                                            "80, 80, 1", "data.size"]),
-    "data_channels_vs_input": ("data.channels=3", ["80x80x3 images", "data.channels"]),
+    "data_size_vs_input": ("data.size=64", ["--set data.size=64: error: data.size is 64, but "
+                                            "input 'image' is 80x80", "80, 80, 1"]),
+    "data_channels_vs_input": ("data.channels=3", ["--set data.channels=3: error: data.channels "
+                                                   "is 3, but input 'image' has 1 channel"]),
 }
 
 
@@ -169,16 +170,30 @@ def test_skip_drops_bad_rows_and_trains_with_finite_loss(tmp_path: Path) -> None
     for m in records:
         for key in ("loss", "val_loss", "val_nme"):
             assert key in m and math.isfinite(m[key]), m
-    # nan and missing rows are dropped by the reader: 41 readable rows, 8 for validation
-    assert "33 train / 8 val faces" in r.stderr
+    # all three are dropped by the reader (the truncated JPEG lacks its end marker), and
+    # counted once: 40 readable rows, 8 for validation
+    assert "32 train / 8 val faces" in r.stderr
+    assert (f"data.on_error: skip: skipped 3 of 43 rows of {lst} (1 missing image, "
+            "1 non-numeric coordinate, 1 unreadable image), e.g.\n"
+            f"  {lst}:37: image {tmp_path / 'cut.jpg'} cannot be decoded") in r.stderr
+
+
+def test_landmarks_far_off_the_image_are_a_row_error(tmp_path: Path) -> None:
+    names = write_images(tmp_path, 24)
+    far = " ".join(str(1000 + int(v)) for v in POINTS.split())  # finite, but far off 80x80 images
+    lst = tmp_path / "list.txt"
+    lst.write_text("".join(f"{name} {far}\n" for name in names))
+    r = fit(tmp_path / "run", "--data", str(lst))
+    assert_user_error(r, f"{lst}:1: error: landmark 1 at (1025, 1030) lies far outside its "
+                         "80x80 image", "check the column order", "on_error: skip")
 
 
 @pytest.mark.keras
 def test_landmarks_off_the_image_are_an_error_not_a_zero_loss(tmp_path: Path) -> None:
     names = write_images(tmp_path, 24)
-    far = " ".join(str(1000 + int(v)) for v in POINTS.split())  # finite, but far off 80x80 images
+    off = " ".join(str(90 + int(v)) for v in POINTS.split())  # outside, within one image size
     lst = tmp_path / "list.txt"
-    lst.write_text("".join(f"{name} {far}\n" for name in names))
+    lst.write_text("".join(f"{name} {off}\n" for name in names))
     r = fit(tmp_path / "run", "--data", str(lst))
     assert_user_error(r, f"{lst}: error: ", "no landmark of the 8 validation faces",
                       "inside its 40x40 crop")

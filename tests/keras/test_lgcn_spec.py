@@ -190,7 +190,7 @@ def test_two_step_fit_and_eval_on_helen(shared_data: Path, tmp_path: Path) -> No
     sm = ShapeModel.load(run / "shape_model.npz")
     assert sm.n_components == 12 and sm.n_landmarks == 68
     report = evaluate_run(run, data=str(shared_data / "helen68"), split_name="val",
-                          as_json=True)
+                          as_json=True, overrides=["data.limit=16"])
     assert report["n"] == 16 and np.isfinite(report["nme"])
     assert report["shape_model"]["n"] == 16 and np.isfinite(report["shape_model"]["nme"])
 

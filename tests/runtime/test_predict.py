@@ -196,25 +196,129 @@ def test_video_with_a_sequence_model(runs: dict[str, Path], tmp_path: Path) -> N
         predict_run(runs["seq"], [tmp_path / "f1.png"], tmp_path / "out2")
 
 
-def test_bad_files_are_named(runs: dict[str, Path], tmp_path: Path) -> None:
-    bad = tmp_path / "bad.jpg"
-    bad.write_text("hello")
-    with pytest.raises(DataError, match="not an image") as err:
-        predict_run(runs["const"], [bad], tmp_path / "out")
-    assert str(bad) in str(err.value)
-    good = _blob(tmp_path / "good.png", 20, 20, 5, 5)
-    cut = tmp_path / "cut.png"
+def _corrupt_inside(src: Path, dest: Path) -> Path:
+    """A JPEG with garbage in its entropy-coded data but intact header and end marker: it
+    passes the cheap up-front checks and fails only when TensorFlow decodes it."""
+    data = bytearray(src.read_bytes())
+    for j in range(int(len(data) * 0.6), len(data) - 10):
+        data[j] = 0xFF if j % 2 else 0x12
+    dest.write_bytes(bytes(data))
+    return dest
+
+
+def test_bad_files_are_reported_and_the_rest_predicted(runs: dict[str, Path], tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    from netspec.cli import main
+
+    folder = tmp_path / "in"
+    good = _blob(folder / "good.png", 20, 20, 5, 5)
+    (folder / "bad.jpg").write_text("hello")
     data = good.read_bytes()
-    cut.write_bytes(data[: len(data) // 2])
-    with pytest.raises(DataError, match="cannot decode") as err:
-        predict_run(runs["const"], [good, cut], tmp_path / "out")
-    assert str(cut) in str(err.value)
+    (folder / "cut.png").write_bytes(data[: len(data) // 2])
+    (folder / "zero.png").write_bytes(b"")
+    noise = np.random.default_rng(0).integers(0, 256, (24, 24), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "src.jpg", quality=95)
+    _corrupt_inside(tmp_path / "src.jpg", folder / "inside.jpg")
+    _blob(folder / "late.png", 20, 20, 9, 9)
+    out = tmp_path / "out"
+    assert main(["predict", str(runs["const"]), str(folder), "-o", str(out)]) == 1
+    cap = capsys.readouterr()
+    index = _json(out / "predictions.json")
+    assert [Path(e["image"]).name for e in index["images"]] == ["good.png", "late.png"]
+    errors = {Path(e["image"]).name: e["error"] for e in index["errors"]}
+    assert set(errors) == {"bad.jpg", "cut.png", "zero.png", "inside.jpg"}
+    assert "not an image file" in errors["bad.jpg"]
+    assert "cannot be decoded" in errors["cut.png"] and "empty (0 bytes)" in errors["zero.png"]
+    assert "decode" in errors["inside.jpg"]
+    assert "predicted 2 image(s)" in cap.out
+    assert "4 image(s) could not be predicted" in cap.err
+    assert f"{folder / 'bad.jpg'}: " in cap.err and "Traceback" not in cap.err
+    assert (out / "good.json").is_file() and not (out / "bad.json").exists()
     empty = tmp_path / "empty"
     empty.mkdir()
     for paths, video, msg in (([tmp_path / "missing.png"], False, "no such file"),
                               ([empty], False, "no images"), ([good], True, "folder of frames")):
         with pytest.raises(DataError, match=msg):
             predict_run(runs["const"], paths, tmp_path / "out", video=video)
+
+
+def huge_png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims width x height pixels, with no pixel data (a few bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(
+            kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit gray
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_decompression_bomb_is_an_image_error(runs: dict[str, Path], tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    bomb = huge_png_header(tmp_path / "bomb.png", 30000, 30000)
+    good = _blob(tmp_path / "good.png", 20, 20, 5, 5)
+    index = predict_run(runs["const"], [bomb, good], tmp_path / "out")
+    (err,) = index["errors"]
+    assert err["image"] == str(bomb) and len(index["images"]) == 1
+    assert "30000x30000 = 900,000,000 pixels" in err["error"]
+    assert "decompression-bomb limit of 89,478,485 pixels" in err["error"]
+    monkeypatch.setenv("NETSPEC_MAX_IMAGE_PIXELS", "100")  # the limit is the user's to set
+    index = predict_run(runs["const"], [good], tmp_path / "out2")
+    assert "20x20 = 400 pixels, beyond the decompression-bomb limit of 100" in \
+        index["errors"][0]["error"]
+
+
+def test_scores_of_heat_maps() -> None:
+    from runtime.decode import face_scores, heatmap_confidence
+
+    maps = np.zeros((3, 4, 5, 2))
+    maps[0, 1, 2, :] = 1.0  # all mass on one pixel: 1
+    maps[1] = 1.0 / 20  # flat softmax: 1 / (H W)
+    maps[2, ..., 0] = -1.0  # nothing positive: 0; map 1 of face 2 is all zero: 0
+    np.testing.assert_allclose(heatmap_confidence(maps), [[1, 1], [0.05, 0.05], [0, 0]])
+    np.testing.assert_allclose(face_scores("heatmap", maps), [1, 0.05, 0])
+    assert face_scores("coords", np.zeros((2, 4))) is None
+
+
+def test_score_low_confidence_and_warnings(runs: dict[str, Path], tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from netspec.cli import main
+
+    dot = np.zeros((32, 32), np.uint8)
+    dot[10, 20] = 255
+    Image.fromarray(dot).save(tmp_path / "dot.png")  # identity heat map: one hot pixel
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "black.png")
+    Image.fromarray(np.full((1, 1), 200, np.uint8)).save(tmp_path / "one.png")
+    Image.fromarray(np.zeros((32, 32, 4), np.uint8), "RGBA").save(tmp_path / "clear.png")
+    out = tmp_path / "out"
+    paths = [str(tmp_path / n) for n in ("dot.png", "black.png", "one.png", "clear.png")]
+    assert main(["predict", str(runs["peak"]), *paths, "-o", str(out)]) == 0
+    cap = capsys.readouterr()
+    rec = {Path(e["image"]).stem: e for e in _json(out / "predictions.json")["images"]}
+    assert rec["dot"]["score"] == pytest.approx(1.0, abs=0.05)
+    assert not rec["dot"]["low_confidence"] and rec["dot"]["warnings"] == []
+    assert rec["black"]["score"] == 0.0 and rec["black"]["low_confidence"]
+    assert any("low confidence: score 0.000 < 0.1" in w for w in rec["black"]["warnings"])
+    assert any("1x1 pixels, too small to hold a face" in w for w in rec["one"]["warnings"])
+    assert any("fully transparent" in w for w in rec["clear"]["warnings"])
+    assert rec["one"]["low_confidence"] and rec["clear"]["low_confidence"]
+    assert f"{tmp_path / 'one.png'}: warning: the image is 1x1" in cap.err
+    assert "3 low-confidence" in cap.out
+    assert _json(out / "dot.json")["score"] == rec["dot"]["score"]
+    # the threshold is an option; coordinate outputs carry no score
+    assert main(["predict", str(runs["peak"]), paths[1], "-o", str(out), "--min-confidence",
+                 "0"]) == 0
+    assert not _json(out / "black.json")["low_confidence"]
+    assert main(["predict", str(runs["peak"]), paths[1], "-o", str(out), "--min-confidence",
+                 "2"]) == 1
+    assert "--min-confidence: error: must be in [0, 1]" in capsys.readouterr().err
+    predict_run(runs["const"], [tmp_path / "dot.png"], tmp_path / "c")
+    assert _json(tmp_path / "c" / "dot.json")["score"] is None
 
 
 @pytest.mark.parametrize(("box", "msg"), [

@@ -13,7 +13,7 @@ from PIL import Image
 import pytest
 
 from compiler.diagnostics import SpecError
-from runtime.data.errors import DataError
+from runtime.data.errors import DataError, skip_summary
 from runtime.data.formats.video import clip_ids, clip_key, sequences
 from runtime.data.readers import FORMATS, detect_format, load_faceset
 from runtime.data.records import FaceSet
@@ -243,10 +243,38 @@ def test_skip_policy_records_every_bad_row(mtfl_dir: Path) -> None:
     check_faceset(fs, 2, 5)
     assert [s for s, _ in fs.skipped] == [f"{lst}:{i}" for i in range(2, 7)]
     np.testing.assert_array_equal(fs.landmarks[0], [[1, 6], [2, 7], [3, 8], [4, 9], [5, 10]])
-    # without verification the truncated image is accepted (images decode lazily)
-    assert len(load_faceset(lst, on_error="skip")) == 3
+    # without verification the truncated image is still caught: its JPEG end marker is
+    # missing, and PIL confirms (runtime/data/formats/images.py); the summary counts it
+    fs = load_faceset(lst, on_error="skip")
+    assert len(fs) == 2 and [s for s, _ in fs.skipped] == [f"{lst}:{i}" for i in range(2, 7)]
+    summary = skip_summary(fs.skipped, 7, str(lst))
+    assert summary.startswith(f"data.on_error: skip: skipped 5 of 7 rows of {lst} (2 "
+                              "non-numeric coordinates, 1 missing image, 1 unreadable image, "
+                              "1 wrong point count), e.g.\n")
+    assert f"\n  {lst}:2: " in summary and "... and 2 more" in summary
     # limit counts good faces only
     assert len(load_faceset(lst, on_error="skip", limit=2, verify_images=True)) == 2
+
+
+@pytest.mark.parametrize(("row", "ok"), [
+    ("a.jpg 1 2 3 4 5 6 7 8 9 10", True),
+    ("a.jpg -9 2 3 4 5 6 7 8 9 10", True),  # near the border: an occluded point
+    ("a.jpg 1 2 3 4 5 6 7 8 9 19", True),  # up to one image size (here 10 px) outside
+    ("a.jpg 1 2 3 4 5 6 7 8 9 19.5", False),
+    ("a.jpg -10.5 2 3 4 5 6 7 8 9 10", False),
+    ("a.jpg 1e9 2 3 4 5 6 7 8 9 10", False),
+])
+def test_landmarks_far_outside_the_image(tmp_path: Path, row: str, ok: bool) -> None:
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(tmp_path / "a.jpg")
+    lst = tmp_path / "list.txt"
+    lst.write_text(row + "\n")
+    if ok:
+        assert len(load_faceset(lst, format="mtfl")) == 1
+        return
+    with pytest.raises(DataError, match="lies far outside its 10x10 image") as exc:
+        load_faceset(lst, format="mtfl")
+    assert str(exc.value).startswith(f"{lst}:1: error: landmark ")
+    assert "check the column order" in str(exc.value)
 
 
 def test_nothing_usable_is_an_error(mtfl_dir: Path) -> None:
@@ -269,7 +297,7 @@ PTS_BODY = "\n".join(f"{i + 1}.5 {i + 2}" for i in range(68))
 ])
 def test_pts_errors(tmp_path: Path, text: str, line: int | None,
                     expected: str | None) -> None:
-    make_jpeg(tmp_path / "face.jpg")
+    make_jpeg(tmp_path / "face.jpg", 80)  # the points reach x = 68
     (tmp_path / "face.pts").write_text(text)
     if expected is None:
         fs = load_faceset(tmp_path)

@@ -18,8 +18,8 @@ from runtime.data.errors import BadRow, DataError, RowPolicy
 from runtime.data.formats.rows import (
     Row,
     assemble,
-    check_image,
     expect_count,
+    face_row,
     parse_numbers,
     scheme_for,
     with_placeholders,
@@ -101,8 +101,8 @@ def parse_annotation(ann: Any, k: int, files: dict[Any, str], root: Path,
     if isinstance(bbox, list) and len(bbox) == 4:
         x, y, w, h = parse_numbers([str(v) for v in bbox])
         box = (x, y, x + w, y + h)
-    path = check_image(root / files[ann["image_id"]], verify)
-    return Row(path, with_placeholders(points, visible), visible, box)
+    return face_row(root / files[ann["image_id"]], with_placeholders(points, visible), visible,
+                    box, verify)
 
 
 def read(path: Path, *, policy: RowPolicy, limit: int | None = None,

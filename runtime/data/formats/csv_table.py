@@ -21,7 +21,7 @@ from runtime.data.errors import BadRow, DataError, RowPolicy
 from runtime.data.formats.rows import (
     Row,
     assemble,
-    check_image,
+    face_row,
     parse_numbers,
     scheme_for,
     with_placeholders,
@@ -105,7 +105,7 @@ def read(path: Path, *, policy: RowPolicy, limit: int | None = None,
             root = image_root(path, cells[0], image_dir)
         try:
             points, visible = parse_cells(cells[1:], k)
-            rows.append(Row(check_image(root / cells[0], verify_images), points, visible))
+            rows.append(face_row(root / cells[0], points, visible, verify=verify_images))
         except BadRow as err:
             policy.bad(SourceLoc(str(path), lineno), err)
     return assemble(NAME, rows, policy, path)

@@ -21,7 +21,7 @@ import numpy as np
 
 from compiler.diagnostics import SourceLoc
 from runtime.data.errors import BadRow, RowPolicy
-from runtime.data.formats.rows import Row, assemble, check_image, parse_numbers
+from runtime.data.formats.rows import Row, assemble, face_row, parse_numbers
 from runtime.data.records import FaceSet
 
 NAME = "mtfl"
@@ -71,8 +71,8 @@ def parse_row(tokens: list[str], root: Path, verify: bool) -> Row:
                      hint="each line is `relpath x1 x2 x3 x4 x5 y1 y2 y3 y4 y5`")
     values = parse_numbers(tokens[1:1 + 2 * N_POINTS], first_col=2)
     points = np.stack([values[:N_POINTS], values[N_POINTS:]], axis=1).astype(np.float32)
-    path = check_image(root / tokens[0].replace("\\", "/"), verify)
-    return Row(path, points, np.ones(N_POINTS, bool))
+    return face_row(root / tokens[0].replace("\\", "/"), points, np.ones(N_POINTS, bool),
+                    verify=verify)
 
 
 def read(path: Path, *, policy: RowPolicy, limit: int | None = None,

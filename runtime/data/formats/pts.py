@@ -21,8 +21,8 @@ from runtime.data.formats.rows import (
     IMAGE_EXTS,
     Row,
     assemble,
-    check_image,
     expect_count,
+    face_row,
     find_image,
     parse_numbers,
 )
@@ -112,7 +112,7 @@ def read_pts_row(pts: Path, folders: Sequence[Path], n_points: int, verify: bool
         raise BadRow(f"no image for {pts.name}: looked for {pts.stem}"
                      f"{{{','.join(IMAGE_EXTS)}}} in {where}",
                      hint="put the image beside its .pts file with the same name")
-    return Row(check_image(image, verify), points, np.ones(n_points, bool))
+    return face_row(image, points, np.ones(n_points, bool), verify=verify)
 
 
 def read(path: Path, *, policy: RowPolicy, limit: int | None = None,

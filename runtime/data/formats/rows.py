@@ -13,9 +13,12 @@ import numpy as np
 
 from compiler.diagnostics import SourceLoc
 from runtime.data.errors import BadRow, DataError, RowPolicy
+from runtime.data.formats import images
+from runtime.data.formats.images import ImageInfo
 from runtime.data.records import FaceSet
 
 SCHEMES = {5: "5pt", 68: "68pt"}  # point count -> landmark scheme (MTFL / iBUG order)
+FAR_OUTSIDE = 1.0  # a landmark this many image sizes beyond the border is a data error
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
 
@@ -27,6 +30,7 @@ class Row:
     points: np.ndarray  # float32 (K, 2)
     visible: np.ndarray  # bool (K,)
     box: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1
+    image_kind: str = ""  # PIL format/mode, e.g. "JPEG/L" (picks the pipeline's decoder)
 
 
 def parse_numbers(tokens: Sequence[str], first_col: int = 1) -> np.ndarray:
@@ -73,22 +77,53 @@ def with_placeholders(points: np.ndarray, visible: np.ndarray) -> np.ndarray:
     return out
 
 
-def check_image(path: str | Path, verify: bool = False) -> str:
-    """Absolute path of an existing image file; with `verify`, also decode it fully."""
+def check_image(path: str | Path, verify: bool = False) -> ImageInfo:
+    """An existing, readable image file (see runtime/data/formats/images.py); with
+    `verify`, also decoded fully."""
     full = os.path.abspath(path)
     if not os.path.isfile(full):
-        raise BadRow(f"image file not found: {full}",
+        if os.path.islink(full):
+            raise BadRow(f"image {full} is a broken or looping symbolic link",
+                         hint="point the link at an image file, or list the file itself")
+        what = "is a folder, not an image file" if os.path.isdir(full) else "not found"
+        raise BadRow(f"image file {what}: {full}" if what == "not found"
+                     else f"image {full} {what}",
                      hint="check the path (relative to the list file) or the image folder")
+    info = images.read_header(full)
     if verify:
-        from PIL import Image  # lazy: only verification needs PIL
+        images.decode_fully(full)
+    else:
+        images.check_complete(info)
+    return info
 
-        try:
-            with Image.open(full) as im:
-                im.load()
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-            raise BadRow(f"image {full} cannot be decoded ({exc})",
-                         hint="re-export or delete the image") from None
-    return full
+
+def check_on_image(points: np.ndarray, visible: np.ndarray, info: ImageInfo) -> None:
+    """A `BadRow` for a visible landmark more than `FAR_OUTSIDE` image sizes beyond the
+    image border: such a point is a data error (wrong column order, units or image), not an
+    annotation near the border or an occluded point, which stay accepted."""
+    w, h = info.width, info.height
+    lo = np.array([-FAR_OUTSIDE * w, -FAR_OUTSIDE * h])
+    hi = np.array([w - 1 + FAR_OUTSIDE * w, h - 1 + FAR_OUTSIDE * h])
+    far = visible & ((points < lo) | (points > hi)).any(axis=1)
+    if not far.any():
+        return
+    i = int(np.flatnonzero(far)[0])
+    x, y = (float(v) for v in points[i])
+    more = f" ({int(far.sum())} of {len(points)} such points)" if far.sum() > 1 else ""
+    raise BadRow(f"landmark {i + 1} at ({x:g}, {y:g}) lies far outside its {w}x{h} image "
+                 f"{info.path}{more}",
+                 hint="coordinates are pixels of this image (0-based; 1-based for .pts): "
+                      "check the column order, that they are not for a resized copy, and "
+                      "that the row names the right image")
+
+
+def face_row(image: str | Path, points: np.ndarray, visible: np.ndarray,
+             box: tuple[float, float, float, float] | None = None,
+             verify: bool = False) -> Row:
+    """A `Row` whose image passes `check_image` and whose points lie on or near it."""
+    info = check_image(image, verify)
+    check_on_image(points, visible, info)
+    return Row(info.path, points, visible, box, info.kind)
 
 
 def find_image(folder: Path, stem: str) -> Path | None:
@@ -118,6 +153,8 @@ def assemble(name: str, rows: Iterable[Row], policy: RowPolicy, source: Path) ->
         landmarks=np.stack([r.points for r in rows]).astype(np.float32).reshape(-1, k, 2),
         visible=np.stack([r.visible for r in rows]).astype(bool).reshape(-1, k),
         paths=tuple(r.path for r in rows),
+        image_kinds=tuple(r.image_kind for r in rows) if all(r.image_kind for r in rows)
+        else (),
         boxes=boxes,
         skipped=policy.skipped,
     )
