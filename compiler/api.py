@@ -20,9 +20,10 @@ from typing import Any
 from compiler.budget import memory_warnings
 from compiler.build import build_graph
 from compiler.diagnostics import Diagnostic, DiagnosticSink, SourceLoc, SpecError, describe_value
-from compiler.expand import RawLayer, expand_layers, parse_templates
+from compiler.expand import Defs, RawLayer, check_excluded_layers, expand_layers, parse_templates
 from compiler.infer import infer_shapes
 from compiler.ir import Graph
+from compiler.modules import parse_modules
 from compiler.ops import DEFAULT_OPS
 from compiler.registry import Registry
 from compiler.spec_files import apply_overrides, as_plain, load_document, read_text
@@ -64,14 +65,16 @@ def load_spec_text(text: str, file: str, overrides: Sequence[str] = (),
                    ops: Registry = DEFAULT_OPS) -> Spec:
     doc = apply_overrides(load_document(text, file), list(overrides))
     params = resolve_params(doc.get("params"), doc.loc_of("params"))
-    templates = parse_templates(doc.get("templates"), doc.loc_of("templates"))
-    layers = expand_layers(doc.get("layers"), params, templates, doc.loc_of("layers")) \
+    defs = Defs(parse_templates(doc.get("templates"), doc.loc_of("templates")),
+                parse_modules(doc.get("modules"), doc.loc_of("modules")))
+    layers = expand_layers(doc.get("layers"), params, defs, doc.loc_of("layers")) \
         if "layers" in doc else ()
     inputs = substitute(doc.get("inputs"), params, doc.loc_of("inputs"))
     outputs = substitute(doc.get("outputs"), params, doc.loc_of("outputs"))
     sink = DiagnosticSink()
     name = spec_name(doc, file, sink)
     check_section_types(doc, sink)
+    check_excluded_layers(defs.excluded, ops, sink)
     try:
         graph = build_graph(name, inputs, layers, outputs, ops, file, doc.loc,
                             inputs_loc=doc.loc_of("inputs"), outputs_loc=doc.loc_of("outputs"))
@@ -120,6 +123,19 @@ def check_section_types(doc: LocatedDict, sink: DiagnosticSink) -> None:
                         f"set one key: --set {s}.{example.replace(': ', '=')}")
 
 
+def _layer_options(layer: RawLayer) -> dict[str, Any]:
+    """What a module instance set on its layers, as the keys a plain layer writes it with."""
+    out: dict[str, Any] = {}
+    if layer.share:
+        out["share"] = layer.share
+    if not layer.trainable:
+        out["freeze"] = True
+    if layer.init_from:
+        run, source = layer.init_from
+        out["weights_from"] = run if source == layer.name else {"run": run, "layer": source}
+    return out
+
+
 def expanded_document(spec: Spec) -> dict[str, Any]:
     """The spec with extends merged, overrides applied and macros unrolled (plain data).
 
@@ -133,7 +149,7 @@ def expanded_document(spec: Spec) -> dict[str, Any]:
     doc["inputs"] = as_plain(substitute(spec.document.get("inputs"), spec.params, SourceLoc("")))
     doc["layers"] = [
         {"name": layer.name, "op": layer.op, **({"in": list(layer.inputs)} if layer.inputs else {}),
-         **as_plain(dict(layer.params))}
+         **as_plain(dict(layer.params)), **_layer_options(layer)}
         for layer in spec.layers
     ]
     doc["outputs"] = as_plain(substitute(spec.document.get("outputs"), spec.params,

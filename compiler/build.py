@@ -7,9 +7,17 @@ Post: a Graph whose every edge points at an input or a layer defined above it
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from compiler.diagnostics import DiagnosticSink, SourceLoc, SpecError, describe_value, did_you_mean
+from compiler.diagnostics import (
+    Diagnostic,
+    DiagnosticSink,
+    SourceLoc,
+    SpecError,
+    describe_value,
+    did_you_mean,
+)
 from compiler.expand import RawLayer, name_problem
 from compiler.ir import Graph, Node, OutputSpec, TensorType
 from compiler.params import coerce_params
@@ -80,44 +88,82 @@ def build_nodes(layers: tuple[RawLayer, ...], inputs: tuple[Node, ...], ops: Reg
     skipped silently, as are unknown names when the whole `inputs:` is missing."""
     defined: dict[str, SourceLoc] = {n.name: n.loc for n in inputs}
     later = {layer.name for layer in layers}
-    nodes = []
+    nodes: list[Node] = []
     for layer in layers:
-        if layer.name in defined:
-            sink.error(layer.loc, f"duplicate layer name '{layer.name}'", node=layer.name,
-                       hint=f"first defined at {defined[layer.name]}")
-            continue
-        try:
-            opdef = ops.lookup(layer.op, layer.loc, node=layer.name)
-        except SpecError as e:
-            sink.extend(e)
-            defined[layer.name] = layer.loc
-            continue
-        ok = True
-        for i, src in enumerate(layer.inputs):
-            if src in defined:
-                continue
-            ok = False
-            if src in broken or (inputs_missing and src not in later):
-                continue  # already reported (no cascade)
-            hint = (f"'{src}' is defined below this layer; layers may only use inputs and "
-                    "layers defined above them (this also rules out cycles)"
-                    if src in later else did_you_mean(src, defined, "defined names"))
-            sink.error(layer.loc, f"input {i} '{src}' is not defined above", node=layer.name,
-                       op=layer.op, hint=hint)
-        n_in = len(layer.inputs)
-        if n_in < opdef.min_inputs or (opdef.max_inputs is not None and n_in > opdef.max_inputs):
-            sink.error(layer.loc, f"takes {opdef.arity_text()}, found {n_in}",
-                       node=layer.name, op=layer.op,
-                       hint="list producers in `in: [a, b]`" if n_in < opdef.min_inputs
-                       else None)
-            ok = False
-        params, errors = coerce_params(opdef.params, layer.params, layer.loc, node=layer.name,
-                                       op=layer.op, key_locs=layer.key_loc)
-        sink.items.extend(errors)
-        defined[layer.name] = layer.loc
-        if ok and params is not None:
-            nodes.append(Node(layer.name, layer.op, layer.inputs, params, layer.loc))
+        start = len(sink.items)
+        _build_node(layer, ops, sink, defined, later, nodes, broken, inputs_missing)
+        if layer.scope:  # errors inside a module instance say which instance, and where
+            sink.items[start:] = [with_scope(d, layer.scope) for d in sink.items[start:]]
     return tuple(nodes)
+
+
+def with_scope(d: Diagnostic, scope: tuple[str, ...]) -> Diagnostic:
+    """`d` with the module instantiation chain added to its notes (once)."""
+    extra = tuple(s for s in scope if s not in d.notes)
+    return replace(d, notes=(*d.notes, *extra)) if extra else d
+
+
+def _build_node(layer: RawLayer, ops: Registry, sink: DiagnosticSink,
+                defined: dict[str, SourceLoc], later: set[str], nodes: list[Node],
+                broken: frozenset[str], inputs_missing: bool) -> None:
+    if layer.name in defined:
+        sink.error(layer.loc, f"duplicate layer name '{layer.name}'", node=layer.name,
+                   hint=f"first defined at {defined[layer.name]}")
+        return
+    try:
+        opdef = ops.lookup(layer.op, layer.loc, node=layer.name)
+    except SpecError as e:
+        sink.extend(e)
+        defined[layer.name] = layer.loc
+        return
+    ok = True
+    for i, src in enumerate(layer.inputs):
+        if src in defined:
+            continue
+        ok = False
+        if src in broken or (inputs_missing and src not in later):
+            continue  # already reported (no cascade)
+        hint = (f"'{src}' is defined below this layer; layers may only use inputs and "
+                "layers defined above them (this also rules out cycles)"
+                if src in later else did_you_mean(src, defined, "defined names"))
+        sink.error(layer.loc, f"input {i} '{src}' is not defined above", node=layer.name,
+                   op=layer.op, hint=hint)
+    n_in = len(layer.inputs)
+    if n_in < opdef.min_inputs or (opdef.max_inputs is not None and n_in > opdef.max_inputs):
+        sink.error(layer.loc, f"takes {opdef.arity_text()}, found {n_in}",
+                   node=layer.name, op=layer.op,
+                   hint="list producers in `in: [a, b]`" if n_in < opdef.min_inputs
+                   else None)
+        ok = False
+    params, errors = coerce_params(opdef.params, layer.params, layer.loc, node=layer.name,
+                                   op=layer.op, key_locs=layer.key_loc)
+    sink.items.extend(errors)
+    defined[layer.name] = layer.loc
+    if layer.share is not None and not _share_ok(layer, defined, nodes, sink):
+        ok = False
+    if ok and params is not None:
+        nodes.append(Node(layer.name, layer.op, layer.inputs, params, layer.loc,
+                          share=layer.share, trainable=layer.trainable,
+                          init_from=layer.init_from, scope=layer.scope))
+
+
+def _share_ok(layer: RawLayer, defined: dict[str, SourceLoc], nodes: list[Node],
+              sink: DiagnosticSink) -> bool:
+    """A layer may use the weights of a layer of the same op and params defined above it."""
+    owner = next((n for n in nodes if n.name == layer.share), None)
+    notes = layer.scope
+    if owner is None:
+        sink.error(layer.loc, f"shares weights with '{layer.share}', which is not a layer "
+                              "defined above", node=layer.name, op=layer.op, notes=notes,
+                   hint=did_you_mean(layer.share, defined, "defined names")  # type: ignore[arg-type]
+                   if layer.share not in defined else "the owner must come first")
+        return False
+    if owner.op != layer.op:
+        sink.error(layer.loc, f"shares weights with '{owner.name}', a {owner.op} layer",
+                   node=layer.name, op=layer.op, notes=notes,
+                   hint="only layers of the same op (and params) share weights")
+        return False
+    return True
 
 
 _OUTPUT_KEYS = ("from", "loss", "weight", "args")

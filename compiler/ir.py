@@ -36,6 +36,14 @@ class Node:
     params: Any  # the op's frozen params dataclass
     loc: SourceLoc
     out: TensorType | None = None  # filled by infer_shapes
+    # Spec language v1.1 (modules): the layer whose weights this one uses (None: its own);
+    # False freezes the weights; (run directory, layer name there) initialises them from a
+    # trained run; `scope` is the instantiation chain, outermost first, for error messages
+    # ("in module 'encdec' (x.yaml:12) as 'rec.s2' at x.yaml:40").
+    share: str | None = None
+    trainable: bool = True
+    init_from: tuple[str, str] | None = None
+    scope: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,23 +173,23 @@ def check_loss(name: str, args: Mapping[str, Any] | None, out_shape: Sequence[in
     params, problems = coerce_loss_args(name, args or {})
     shape = tuple(out_shape)
     if spec.kind == HEATMAP:
-        if len(shape) != 4:
+        if len(shape) not in (4, 5):
             problems.append(
-                f"loss '{name}' needs heat-maps [batch, H, W, K], found rank {len(shape)} "
-                f"output {_fmt(shape)}")
+                f"loss '{name}' needs heat-maps [batch, H, W, K] (or [batch, T, H, W, K] per "
+                f"time step), found rank {len(shape)} output {_fmt(shape)}")
             return problems
-        channels, what = shape[3], "channels"
+        channels, what = shape[-1], "channels"
     else:
-        if len(shape) != 2:
+        if len(shape) not in (2, 3):
             problems.append(
-                f"loss '{name}' needs coordinates [batch, 2K], found rank {len(shape)} output "
-                f"{_fmt(shape)}")
+                f"loss '{name}' needs coordinates [batch, 2K] (or [batch, T, 2K] per time "
+                f"step), found rank {len(shape)} output {_fmt(shape)}")
             return problems
-        if shape[1] is not None and shape[1] % 2:
+        if shape[-1] is not None and shape[-1] % 2:
             problems.append(f"loss '{name}' needs an even coordinate count (x, y per landmark), "
-                            f"found {shape[1]}")
+                            f"found {shape[-1]}")
             return problems
-        channels, what = (None if shape[1] is None else shape[1] // 2), "coordinate pairs"
+        channels, what = (None if shape[-1] is None else shape[-1] // 2), "coordinate pairs"
     if n_landmarks is not None and channels is not None and channels != n_landmarks:
         problems.append(f"loss '{name}': output {_fmt(shape)} has {channels} {what}, but the "
                         f"data has {n_landmarks} landmarks")

@@ -29,11 +29,17 @@ def lower_to_keras(graph: Graph, ops: Registry = DEFAULT_OPS, *,
     for n in graph.inputs:
         x = keras.Input(shape=n.out.shape[1:], dtype=n.out.dtype, name=n.name)  # type: ignore[union-attr]
         inputs[n.name] = values[n.name] = x
+    built: dict[str, Any] = {}  # spec name -> Keras layer, for layers that share weights
     for n in graph.nodes:
         opdef = ops.get(n.op)
         if opdef is None or n.out is None:
             raise InternalError(f"{n.loc}: layer '{n.name}' reached lowering untyped")
-        layer = opdef.lower(n.params, keras_name(n.name))
+        if n.share is not None:  # one Keras layer called again: one weight set
+            layer = built[n.share]
+        else:
+            layer = built[n.name] = opdef.lower(n.params, keras_name(n.name))
+            if not n.trainable:
+                layer.trainable = False
         if mixed_precision and n.name not in output_sources and hasattr(layer, "dtype_policy"):
             layer.dtype_policy = keras.DTypePolicy("mixed_float16")
         args = [values[i] for i in n.inputs]

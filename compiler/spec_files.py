@@ -21,10 +21,11 @@ from compiler.diagnostics import (
 from compiler.yaml_loader import LocatedDict, LocatedList, load_yaml, load_yaml_value
 
 TOP_LEVEL_KEYS = ("version", "name", "description", "extends", "params", "inputs",
-                  "templates", "layers", "outputs", "data", "train", "eval", "search")
+                  "templates", "modules", "layers", "outputs", "data", "train", "eval",
+                  "search")
 SUPPORTED_VERSIONS = (1,)
 # Sections whose entries are named things: a child's `name: null` removes the base's entry.
-_NAMED_SECTIONS = ("inputs", "outputs", "templates")
+_NAMED_SECTIONS = ("inputs", "outputs", "templates", "modules")
 
 
 MAX_SPEC_BYTES = 32 * 2**20  # specs are a few kB; a bigger "spec" is a wrong file
@@ -127,7 +128,7 @@ def _check_top_level(doc: LocatedDict) -> None:
 
 def merge_documents(base: LocatedDict, child: LocatedDict) -> LocatedDict:
     """Deep-merge `child` over `base`: mappings merge (child wins), lists such as `layers`
-    replace, and in the named sections (inputs, outputs, templates) `name: null` removes
+    replace, and in the named sections (inputs, outputs, templates, modules) `name: null` removes
     the base's entry. Neither argument is modified."""
     out = _merge(base, child)
     for section in _NAMED_SECTIONS:

@@ -41,6 +41,9 @@ def make_loss(name: str, *, input_size: int, out_shape: Sequence[int | None],
     shape = tuple(out_shape)
     if len(shape) == (3 if spec.kind != COORDS else 1):
         shape = (None, *shape)
+    if len(shape) == (5 if spec.kind != COORDS else 3) and shape[0] is None:
+        return _per_time_step(make_loss(name, input_size=input_size, out_shape=(None, *shape[2:]),
+                                        **args))
     problems = check_loss(name, args, shape, None)
     if spec.kind != COORDS and None in shape[1:]:
         problems.append(f"needs a static map shape [batch, H, W, K], found {shape}")
@@ -50,6 +53,21 @@ def make_loss(name: str, *, input_size: int, out_shape: Sequence[int | None],
     fn = _BUILDERS[name](params, int(input_size), shape)
     fn.__name__ = name
     return fn
+
+
+def _per_time_step(frame_loss: LossFn) -> LossFn:
+    """A per-frame loss on [B, T, ...] outputs against [B, T, K, 3] labels: the mean over
+    the T time steps of each clip (time folded into the batch for the frame loss)."""
+
+    def loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        y_true = tf.convert_to_tensor(y_true, tf.float32)
+        t = tf.shape(y_true)[1]
+        per_frame = frame_loss(tf.reshape(y_true, tf.concat([[-1], tf.shape(y_true)[2:]], 0)),
+                               tf.reshape(y_pred, tf.concat([[-1], tf.shape(y_pred)[2:]], 0)))
+        return tf.reduce_mean(tf.reshape(per_frame, [-1, t]), axis=1)
+
+    loss.__name__ = frame_loss.__name__
+    return loss
 
 
 # ---- helpers -----------------------------------------------------------------------------

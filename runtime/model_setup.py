@@ -92,22 +92,38 @@ class Objective:
                          for c, w in self.l2_terms))
 
 
+def load_initial_weights(model: Any, spec: Spec, cfg: TrainConfig) -> None:
+    """Weights from trained runs before training: `train.init_from` (warm start) and the
+    module instances' `weights_from` (see runtime/initial_weights.py)."""
+    from runtime.initial_weights import initial_weights
+
+    initial_weights(model, spec.graph, init_from=cfg.init_from,
+                    checkpoint=cfg.init_from_checkpoint, partial=cfg.init_partial,
+                    loc=spec.section("train").loc_of("init_from"))
+
+
 def build_model(spec: Spec, cfg: TrainConfig, input_size: int, *, mixed_precision: bool,
-                xla: bool) -> tuple[Any, Objective]:
-    """Lower, attach per-output losses (each builds its target from y_true) and compile."""
+                xla: bool, initial_weights: bool = True) -> tuple[Any, Objective]:
+    """Lower, load initial weights from trained runs (unless `initial_weights` is False: a
+    resume restores its own checkpoint), freeze `trainable: false` layers, attach
+    per-output losses (each builds its target from y_true) and compile."""
     import keras
 
     from compiler.lower_keras import lower_to_keras
+    from runtime.initial_weights import freeze
     from runtime.losses import LandmarkLoss
 
     model = lower_to_keras(spec.graph, mixed_precision=mixed_precision)
+    if initial_weights:
+        load_initial_weights(model, spec, cfg)
+    freeze(model, spec.graph)  # before compile, so the train step leaves them alone
     types = spec.graph.types()
     losses, weights = {}, {}
     for o in spec.graph.outputs:
         if o.loss is None:
             continue
         try:
-            out_shape = types[o.source].shape[1:]  # type: ignore[union-attr]
+            out_shape = types[o.source].shape  # type: ignore[union-attr]  # batch: None
             losses[o.name] = LandmarkLoss(o.loss, input_size, out_shape, dict(o.loss_args))
         except ValueError as e:
             raise SpecError.at(o.loc, f"output '{o.name}': {e}") from None

@@ -6,4 +6,4 @@ module level. Each op family that needs a custom layer has one module here.
 
 from __future__ import annotations
 
-from compiler.keras_layers import core, pool, resize, sequence, weighting  # noqa: F401
+from compiler.keras_layers import core, modules, points, pool, resize, sequence, weighting  # noqa: F401

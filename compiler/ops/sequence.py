@@ -48,41 +48,57 @@ class LSTMParams(OpParams):
                                      **_RATE)
     go_backwards: bool = param(False, "process the sequence in reverse")
     l2: float = param(0.0, "L2 penalty on the input and recurrent kernels (0: none)", min=0.0)
+    bidirectional: bool = param(
+        False, "also run a second LSTM (own weights) backwards in time and concatenate: "
+               "2*units features, twice the params (Keras Bidirectional, merge_mode concat)")
 
     def problems(self) -> list[tuple[str, str]]:
-        return _activation_problems(self, "activation", "recurrent_activation")
+        out = _activation_problems(self, "activation", "recurrent_activation")
+        if self.bidirectional and self.go_backwards:
+            out.append(("go_backwards", "bidirectional already runs one direction backwards; "
+                                        "drop go_backwards"))
+        return out
+
+
+def _directions(p: LSTMParams) -> int:
+    return 2 if p.bidirectional else 1
 
 
 def infer_lstm(p: LSTMParams, xs: tuple[TensorType, ...]) -> TensorType:
     x = xs[0]
     need_rank(x, 3, "sequences [batch, time, features]")
     _known_features(x, "lstm")
+    units = _directions(p) * p.units
     if p.return_sequences:
-        return TensorType((None, x.shape[1], p.units), x.dtype)
-    return TensorType((None, p.units), x.dtype)
+        return TensorType((None, x.shape[1], units), x.dtype)
+    return TensorType((None, units), x.dtype)
 
 
 def count_lstm(p: LSTMParams, xs: tuple[TensorType, ...], _out: TensorType) -> int:
-    """Four gates, each with an input kernel, a recurrent kernel and a bias."""
+    """Four gates, each with an input kernel, a recurrent kernel and a bias (per direction)."""
     features = xs[0].shape[-1] or 0
-    return 4 * p.units * (features + p.units + 1)
+    return _directions(p) * 4 * p.units * (features + p.units + 1)
 
 
 def flops_lstm(p: LSTMParams, xs: tuple[TensorType, ...], _out: TensorType) -> int:
     """Per step: gate matmuls and biases, plus the cell/state update (activations not counted)."""
     features, u = xs[0].shape[-1] or 0, p.units
-    return _steps(xs[0]) * (8 * u * (features + u) + 4 * u + 4 * u)
+    return _directions(p) * _steps(xs[0]) * (8 * u * (features + u) + 4 * u + 4 * u)
 
 
 def lower_lstm(p: LSTMParams, name: str):  # noqa: ANN201 - Keras layer
     from keras import layers, regularizers
 
     reg = regularizers.L2(p.l2) if p.l2 else None
-    return layers.LSTM(p.units, activation=p.activation,
+    lstm = layers.LSTM(p.units, activation=p.activation,
                        recurrent_activation=p.recurrent_activation, dropout=p.dropout,
                        recurrent_dropout=p.recurrent_dropout,
                        return_sequences=p.return_sequences, go_backwards=p.go_backwards,
-                       kernel_regularizer=reg, recurrent_regularizer=reg, name=name)
+                       kernel_regularizer=reg, recurrent_regularizer=reg,
+                       name=f"{name}_lstm" if p.bidirectional else name)
+    if p.bidirectional:
+        return layers.Bidirectional(lstm, merge_mode="concat", name=name)
+    return lstm
 
 
 # --- conv_lstm2d ------------------------------------------------------------------
@@ -252,7 +268,8 @@ def lower_time_slice(p: TimeSliceParams, name: str):  # noqa: ANN201
 
 
 LSTM = OpDef("lstm", LSTMParams, infer_lstm, lower_lstm,
-             "LSTM over [B, T, F]; returns the last state [B, units] or every step.",
+             "LSTM over [B, T, F]; returns the last state [B, units] or every step "
+             "(bidirectional: both directions concatenated, 2*units).",
              count_params=count_lstm, flops=flops_lstm, family="sequence")
 CONV_LSTM2D = OpDef("conv_lstm2d", ConvLSTM2DParams, infer_conv_lstm2d, lower_conv_lstm2d,
                     "Convolutional LSTM over frame sequences [B, T, H, W, C].",

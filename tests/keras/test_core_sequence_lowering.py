@@ -23,6 +23,8 @@ ROWS = [
     ("global_max_pool2d", {}, (5, 4, 3)),
     ("lstm", {"units": 3, "return_sequences": True, "go_backwards": True}, (4, 2)),
     ("lstm", {"units": 3, "activation": "relu", "l2": 1e-3}, (4, 2)),
+    ("lstm", {"units": 3, "bidirectional": True, "return_sequences": True}, (4, 2)),
+    ("lstm", {"units": 5, "bidirectional": True, "l2": 1e-3}, (3, 2)),
     ("conv_lstm2d", {"filters": 2, "kernel_size": [3, 1], "strides": 2, "padding": "valid",
                      "return_sequences": True}, (3, 7, 6, 2)),
     ("conv_lstm2d", {"filters": 2, "kernel_size": 3, "dilation_rate": 2}, (2, 6, 6, 1)),
@@ -89,10 +91,27 @@ def test_time_distributed_shares_weights_across_steps() -> None:
     np.testing.assert_allclose(y, x @ kernel + bias, rtol=1e-5, atol=1e-6)
 
 
+def test_bidirectional_lstm_concatenates_forward_and_backward() -> None:
+    import keras
+
+    p = make_params("lstm", {"units": 3, "bidirectional": True})
+    layer = DEFAULT_OPS.get("lstm").lower(p, "bi")
+    x = _input((5, 2))
+    y = keras.ops.convert_to_numpy(layer(x))
+    fwd = keras.ops.convert_to_numpy(layer.forward_layer(x))
+    bwd = keras.ops.convert_to_numpy(layer.backward_layer(x))
+    assert layer.name == "bi" and layer.backward_layer.go_backwards
+    np.testing.assert_allclose(y, np.concatenate([fwd, bwd], axis=-1), rtol=1e-6)
+    assert not np.allclose(fwd, bwd)  # two directions, two weight sets
+    rev = keras.ops.convert_to_numpy(layer.forward_layer(x[:, ::-1]))
+    assert not np.allclose(rev, bwd)  # the backward LSTM has its own weights
+
+
 COUNT_ROWS = [
     ("dense", {"units": 5, "use_bias": False}, (3, 7)),
     ("batch_norm", {"scale": False}, (4, 4, 6)),
     ("lstm", {"units": 6}, (5, 3)),
+    ("lstm", {"units": 6, "bidirectional": True}, (5, 3)),
     ("conv_lstm2d", {"filters": 3, "kernel_size": [3, 2]}, (2, 5, 5, 2)),
     ("time_distributed", {"layer": {"op": "dense", "units": 4}}, (3, 5)),
 ]
@@ -131,3 +150,20 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     assert [layer.name for layer in loaded.layers] == ["seq", "step__dense", "rnn__lstm",
                                                        "rnn__last"]
     assert loaded.get_layer("rnn__last").index == -1
+
+
+def test_bidirectional_save_load_round_trip(tmp_path: Path) -> None:
+    import keras
+
+    x_in = keras.Input(shape=(4, 3), name="seq")
+    lstm = DEFAULT_OPS.get("lstm").lower(
+        make_params("lstm", {"units": 2, "bidirectional": True, "return_sequences": True}),
+        "temporal__lstm")
+    model = keras.Model({"seq": x_in}, {"out": lstm(x_in)})
+    model.save(tmp_path / "bi.keras")
+    loaded = keras.saving.load_model(tmp_path / "bi.keras")
+    x = _input((4, 3))
+    want = model.predict({"seq": x}, verbose=0)["out"]
+    assert want.shape == (2, 4, 4)
+    np.testing.assert_allclose(loaded.predict({"seq": x}, verbose=0)["out"], want, rtol=1e-6)
+    assert loaded.get_layer("temporal__lstm").count_params() == 2 * 4 * 2 * (3 + 2 + 1)

@@ -44,12 +44,13 @@ def test_nonsense_name_lists_the_losses() -> None:
 
 def test_heatmap_loss_on_coords_output() -> None:
     (msg,) = check_loss("heatmap_l2", {}, (None, 10), 5)
-    assert "needs heat-maps [batch, H, W, K], found rank 2 output [?, 10]" in msg
+    assert ("needs heat-maps [batch, H, W, K] (or [batch, T, H, W, K] per time step), found "
+            "rank 2 output [?, 10]") in msg
 
 
 def test_coords_loss_on_heatmap_output() -> None:
     (msg,) = check_loss("coord_l2", {}, (None, 8, 8, 5), 5)
-    assert "needs coordinates [batch, 2K], found rank 4" in msg
+    assert "needs coordinates [batch, 2K] (or [batch, T, 2K] per time step), found rank 4" in msg
 
 
 def test_odd_coordinate_count() -> None:

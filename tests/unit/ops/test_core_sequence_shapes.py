@@ -51,6 +51,9 @@ SHAPES = [
     ("lstm", {"units": 8}, (N, 10, 3), (N, 8)),
     ("lstm", {"units": 8, "return_sequences": True}, (N, 10, 3), (N, 10, 8)),
     ("lstm", {"units": 2}, (N, N, 3), (N, 2)),
+    ("lstm", {"units": 4, "bidirectional": True}, (N, 10, 3), (N, 8)),
+    ("lstm", {"units": 128, "bidirectional": True, "return_sequences": True}, (N, 3, 256),
+     (N, 3, 256)),
     ("conv_lstm2d", {"filters": 4, "kernel_size": 3}, (N, 5, 9, 9, 2), (N, 9, 9, 4)),
     ("conv_lstm2d", {"filters": 4, "kernel_size": [3, 1], "padding": "valid", "strides": 2,
                      "return_sequences": True}, (N, 5, 9, 9, 2), (N, 5, 4, 5, 4)),
@@ -111,6 +114,13 @@ def test_reshape_bad_target(target: list[int], message: str) -> None:
 def test_lstm_on_rank4_input() -> None:
     with pytest.raises(ShapeMismatch, match=r"must have rank 3 .*found rank 4"):
         infer("lstm", {"units": 4}, (N, 5, 6, 7))
+
+
+def test_bidirectional_lstm_is_documented() -> None:
+    from compiler.opdoc import describe_op
+
+    text = describe_op(DEFAULT_OPS.get("lstm"))
+    assert "  bidirectional: bool (default False)" in text and "2*units" in text
 
 
 def test_lstm_needs_known_features() -> None:
@@ -202,6 +212,9 @@ def test_time_distributed_params_are_hashable_and_comparable() -> None:
      "did you mean 'hard_sigmoid'?"),
     ("lstm", {"units": 4, "return_sequences": "yes"}, "expected bool"),
     ("time_slice", {"index": 1.5}, "expected int"),
+    ("lstm", {"units": 2, "bidirectional": True, "go_backwards": True},
+     "param 'go_backwards': bidirectional already runs one direction backwards"),
+    ("lstm", {"units": 2, "bidirectional": "yes"}, "expected bool"),
 ])
 def test_param_errors(op: str, raw: dict[str, Any], message: str) -> None:
     assert message in errors(op, raw)
@@ -223,6 +236,8 @@ def test_activation_list() -> None:
     ("batch_norm", {}, (N, 8, 8, 6), 4 * 6, 2 * 8 * 8 * 6),
     ("batch_norm", {"center": False}, (N, 8, 8, 6), 3 * 6, 2 * 8 * 8 * 6),
     ("lstm", {"units": 8}, (N, 10, 3), 4 * 8 * (3 + 8 + 1), 10 * (8 * 8 * 11 + 64)),
+    ("lstm", {"units": 8, "bidirectional": True}, (N, 10, 3), 2 * 4 * 8 * (3 + 8 + 1),
+     2 * 10 * (8 * 8 * 11 + 64)),
     ("conv_lstm2d", {"filters": 4, "kernel_size": 3}, (N, 5, 9, 9, 2),
      4 * 4 * (9 * (2 + 4) + 1), 5 * 81 * (8 * 4 * 9 * 6 + 32)),
     ("time_distributed", {"layer": {"op": "dense", "units": 6}}, (N, 4, 3),
