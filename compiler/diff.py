@@ -17,9 +17,36 @@ def _params(node: Node) -> dict[str, object]:
     return {f.name: getattr(node.params, f.name) for f in fields(node.params)}
 
 
+def _modules(g: Graph) -> dict[str, tuple[str, int, int]]:
+    """Module instance -> (module, layers, layers that use another's weights)."""
+    from compiler.modules import scope_instance
+
+    out: dict[str, tuple[str, int, int]] = {}
+    for n in g.nodes:
+        if n.scope:
+            module, inst = scope_instance(n.scope[0])
+            m, count, shared = out.get(inst, (module, 0, 0))
+            out[inst] = (m, count + 1, shared + bool(n.share))
+    return out
+
+
+def diff_modules(a: Graph, b: Graph) -> list[str]:
+    """Module-level summary lines: instances added or removed, and weight sharing changed."""
+    ma, mb = _modules(a), _modules(b)
+    lines = [f"- module instance {i} ({ma[i][0]})" for i in ma if i not in mb]
+    lines += [f"+ module instance {i} ({mb[i][0]})" for i in mb if i not in ma]
+    for i in ma.keys() & mb.keys():
+        (m1, n1, s1), (m2, n2, s2) = ma[i], mb[i]
+        if (m1, n1, s1) != (m2, n2, s2):
+            lines.append(f"~ module instance {i}: {m1} ({n1} layers, {s1} sharing) -> "
+                         f"{m2} ({n2} layers, {s2} sharing)")
+    return sorted(lines)
+
+
 def diff_graphs(a: Graph, b: Graph) -> list[str]:
-    """Human-readable lines: '+ layer', '- layer', '~ layer: what changed'. Empty if equal."""
-    lines: list[str] = []
+    """Human-readable lines: module instances first, then '+ layer', '- layer',
+    '~ layer: what changed'. Empty if equal."""
+    lines: list[str] = diff_modules(a, b)
     na = {n.name: n for n in (*a.inputs, *a.nodes)}
     nb = {n.name: n for n in (*b.inputs, *b.nodes)}
     for name, n in na.items():
@@ -44,6 +71,10 @@ def diff_graphs(a: Graph, b: Graph) -> list[str]:
                     changes.append(f"{key} {px[key]!r} -> {py.get(key)!r}")
         if x.out != y.out:
             changes.append(f"shape {x.out} -> {y.out}")
+        if x.share != y.share:
+            changes.append(f"weights of {x.share or 'its own'} -> {y.share or 'its own'}")
+        if x.trainable != y.trainable:
+            changes.append("frozen" if not y.trainable else "no longer frozen")
         if changes:
             lines.append(f"~ {name}: " + "; ".join(changes))
     oa = {o.name: o for o in a.outputs}

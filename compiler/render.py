@@ -14,19 +14,57 @@ from compiler.ir import Graph
 from compiler.layout import Layout, Route, layout_dag
 
 _COLORS = {"conv": "#dbeafe", "pool": "#fde68a", "resize": "#d1fae5", "merge": "#fbcfe8",
-           "weighting": "#e9d5ff", "core": "#e5e7eb", "sequence": "#fed7aa", "input": "#bbf7d0"}
+           "weighting": "#e9d5ff", "core": "#e5e7eb", "sequence": "#fed7aa", "input": "#bbf7d0",
+           "points": "#fef9c3", "module": "#f8fafc"}
+
+
+_MODULE_TINTS = ("#2563eb", "#db2777", "#059669", "#d97706", "#7c3aed", "#0891b2")
+
+
+def instances(graph: Graph) -> dict[str, str]:
+    """Layer -> its outermost module instance (recurrence steps count as instances)."""
+    from compiler.modules import scope_instance
+
+    return {n.name: scope_instance(n.scope[0])[1] for n in graph.nodes if n.scope}
+
+
+def feedback_edges(graph: Graph) -> set[tuple[str, str]]:
+    """Edges from one recurrence step into the next (R.s<k-1>.* -> R.s<k>.*)."""
+    inst = instances(graph)
+    out = set()
+    for n in graph.nodes:
+        for i in n.inputs:
+            a, b = inst.get(i), inst.get(n.name)
+            if a and b and a != b and a.rpartition(".")[0] == b.rpartition(".")[0] \
+                    and a.rpartition(".")[2][:1] == "s" == b.rpartition(".")[2][:1]:
+                out.add((i, n.name))
+    return out
 
 
 def to_dot(graph: Graph, families: dict[str, str]) -> str:
     lines = [f'digraph "{graph.name}" {{', "  rankdir=TB;",
              '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];']
+    inst = instances(graph)
+    clusters: dict[str, list[str]] = {}
     for n in (*graph.inputs, *graph.nodes):
         color = _COLORS.get(families.get(n.op, "input" if n.op == "input" else ""), "#ffffff")
         label = f"{n.name}\\n{n.op}\\n{n.out}"
-        lines.append(f'  "{n.name}" [label="{label}", fillcolor="{color}"];')
+        line = f'"{n.name}" [label="{label}", fillcolor="{color}"];'
+        if n.name in inst:
+            clusters.setdefault(inst[n.name], []).append(line)
+        else:
+            lines.append("  " + line)
+    for k, (name, members) in enumerate(clusters.items()):  # one box per module instance
+        lines.append(f'  subgraph "cluster_{name}" {{ label="{name}"; style=dashed; '
+                     f'color="{_MODULE_TINTS[k % len(_MODULE_TINTS)]}";')
+        lines += [f"    {m}" for m in members]
+        lines.append("  }")
+    feedback = feedback_edges(graph)
     for n in graph.nodes:
         for i in n.inputs:
-            lines.append(f'  "{i}" -> "{n.name}";')
+            style = ' [style=dashed, color="#d23", label="feedback"]' \
+                if (i, n.name) in feedback else ""
+            lines.append(f'  "{i}" -> "{n.name}"{style};')
     for o in graph.outputs:
         lines.append(f'  "out:{o.name}" [shape=oval, label="{o.name}\\n{o.loss or ""}"];')
         lines.append(f'  "{o.source}" -> "out:{o.name}";')
@@ -93,9 +131,15 @@ def to_html(graph: Graph, families: dict[str, str]) -> str:
              '<defs><marker id="a" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
              'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#667"/>'
              "</marker></defs>"]
+    feedback = feedback_edges(graph)
+    inst = instances(graph)
+    tint = {name: _MODULE_TINTS[k % len(_MODULE_TINTS)]
+            for k, name in enumerate(dict.fromkeys(inst.values()))}
     for r in lay.routes:
+        dash = ' stroke-dasharray="5,3" style="stroke:#d23"' \
+            if (r.source, r.target) in feedback else ""
         parts.append(f'<path class="e" data-s="{html.escape(r.source)}" '
-                     f'data-t="{html.escape(r.target)}" d="{_path(r)}" '
+                     f'data-t="{html.escape(r.target)}" d="{_path(r)}"{dash} '
                      'marker-end="url(#a)"/>')
     for key, b in lay.boxes.items():
         cx = f"{b.cx:.1f}"
@@ -113,10 +157,13 @@ def to_html(graph: Graph, families: dict[str, str]) -> str:
         n = by_name[key]
         fam = "input" if n.op == "input" else families.get(n.op, "")
         color = _COLORS.get(fam, "#ffffff")
-        tip = html.escape(f"{n.name} = {n.op}({', '.join(n.inputs)}) -> {n.out}")
+        where = f" [module instance {inst[key]}]" if key in inst else ""
+        tip = html.escape(f"{n.name} = {n.op}({', '.join(n.inputs)}) -> {n.out}{where}")
+        frame = (f' style="stroke:{tint[inst[key]]};stroke-width:2.5;stroke-dasharray:6,2"'
+                 if key in inst else "")
         parts.append(f'<g class="n" data-k="{html.escape(key)}"><title>{tip}</title>'
                      f'<rect x="{b.x:.1f}" y="{b.y:.1f}" width="{b.w:.1f}" height="{b.h:.1f}" '
-                     f'rx="6" fill="{color}"/>'
+                     f'rx="6" fill="{color}"{frame}/>'
                      f'<text x="{cx}" y="{b.y + 15:.1f}" text-anchor="middle" '
                      f'font-weight="bold">{html.escape(n.name)}</text>'
                      f'<text x="{cx}" y="{b.y + 29:.1f}" text-anchor="middle">'
@@ -127,6 +174,10 @@ def to_html(graph: Graph, families: dict[str, str]) -> str:
     outs = ", ".join(f"{html.escape(o.name)} &larr; {html.escape(o.source)}"
                      for o in graph.outputs)
     legend = "".join(f'<span style="background:{c}">{f}</span>' for f, c in _COLORS.items())
+    legend += "".join(f'<span style="border:2px dashed {c}">module {html.escape(m)}</span>'
+                      for m, c in tint.items())
+    if feedback:
+        legend += '<span style="border:2px dashed #d23">feedback</span>'
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
             f"<title>{html.escape(graph.name)}</title><style>{_CSS}</style></head><body>"
             f"<h2>{html.escape(graph.name)}</h2><p>{len(graph.nodes)} layers; outputs: "

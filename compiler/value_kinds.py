@@ -36,7 +36,8 @@ _BY_ACTIVATION = {None: LOGITS, "linear": LOGITS, "softmax": AXIS_PROBS, "sigmoi
 _ACTIVATED = ("conv2d", "conv2d_transpose", "depthwise_conv2d", "dense", "activation",
               "lstm", "conv_lstm2d")
 _PASS = ("identity", "dropout", "time_slice", "module_input", "fold_time", "unfold_time",
-         "stop_gradient")  # values unchanged (dropout: up to scale; folds: rearranged)
+         "stop_gradient", "split")  # values unchanged (dropout: up to scale; folds and
+# channel subsets: rearranged, each map keeps its kind)
 # Values kept within their range, but no longer normalised.
 _RANGE = ("crop2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "global_max_pool2d",
           "upsample2d", "resize_to_match", "pad2d", "unpool_with_indices")

@@ -11,7 +11,7 @@ import pytest
 
 from compiler.ir import TensorType
 from compiler.ops import DEFAULT_OPS
-from tests.keras.op_harness import assert_lowering_matches, infer, make_params
+from tests.keras.op_harness import assert_lowering_matches, make_params
 
 pytestmark = pytest.mark.keras
 

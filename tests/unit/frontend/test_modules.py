@@ -169,3 +169,27 @@ def test_resolved_spec_keeps_sharing_freezing_and_weights_from() -> None:
     for n in spec.graph.nodes:
         m = again.node(n.name)
         assert (m.share, m.trainable, m.init_from) == (n.share, n.trainable, n.init_from)
+
+
+def test_graph_draws_instances_as_clusters_and_feedback_dashed() -> None:
+    from compiler.render import feedback_edges, to_dot, to_html
+
+    families = {op.name: op.family for op in DEFAULT_OPS}
+    g = load_spec(RECURRENT, ["steps=3"]).graph
+    assert feedback_edges(g) == {("rec.s1.maps", "rec.s2.prev"), ("rec.s2.maps", "rec.s3.prev")}
+    dot = to_dot(g, families)
+    for inst in ("rec.s1", "rec.s2", "rec.s3"):
+        assert f'subgraph "cluster_{inst}"' in dot
+    assert '"rec.s2.maps" -> "rec.s3.prev" [style=dashed' in dot
+    page = to_html(g, families)
+    assert "module rec.s2" in page and 'stroke-dasharray="5,3"' in page
+    assert not feedback_edges(load_spec_text(BLOCK % ", share: a", "m.yaml").graph)
+
+
+def test_diff_reports_module_instances_and_sharing() -> None:
+    from compiler.diff import diff_graphs
+
+    lines = diff_graphs(load_spec(RECURRENT).graph,
+                        load_spec(RECURRENT, ["steps=3", "share_steps=false"]).graph)
+    assert "+ module instance rec.s3 (refine)" in lines
+    assert "~ rec.s2.conv1: weights of rec.s1.conv1 -> its own" in lines
