@@ -230,20 +230,28 @@ def _instantiate(item: LocatedDict, env: Mapping[str, Any], defs: Defs,
                            hint=" -> ".join((*stack, name)))
     tpl = templates[name]
     args = substitute(item.get("with") or LocatedDict(loc=item.loc), env, item.loc_of("with"))
+    tenv = {**env, **bind_args(item, args, f"template '{name}'", tpl.args, tpl.defaults,
+                               tpl.loc)}
+    _expand_into(tpl.layers, tenv, defs, out, sink, depth + 1, (*stack, name))
+
+
+def bind_args(item: LocatedDict, args: Any, what: str, required: tuple[str, ...],
+              defaults: Mapping[str, Any], defined_at: SourceLoc) -> dict[str, Any]:
+    """The `with:` of a template or module instance: only known argument names, every
+    required one given; returns the defaults overridden by `args`."""
     if not isinstance(args, dict):
         raise SpecError.at(item.loc_of("with"), "`with` must map argument names to values")
-    allowed = (*tpl.args, *tpl.defaults)
+    allowed = (*required, *defaults)
     for key in args:
         if key not in allowed:
-            raise SpecError.at(args.loc_of(key), f"template '{name}' has no argument '{key}'",
+            raise SpecError.at(args.loc_of(key), f"{what} has no argument '{key}'",
                                hint=did_you_mean(str(key), allowed, "arguments"))
-    missing = [a for a in tpl.args if a not in args]
+    missing = [a for a in required if a not in args]
     if missing:
-        raise SpecError.at(item.loc, f"template '{name}' needs argument(s) "
+        raise SpecError.at(item.loc, f"{what} needs argument(s) "
                                      f"{', '.join(map(repr, missing))}",
-                           hint=f"defined at {tpl.loc}")
-    tenv = {**env, **tpl.defaults, **args}
-    _expand_into(tpl.layers, tenv, defs, out, sink, depth + 1, (*stack, name))
+                           hint=f"defined at {defined_at}")
+    return {**defaults, **args}
 
 
 def _substituted(item: LocatedDict, env: Mapping[str, Any]) -> LocatedDict:

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from compiler.diagnostics import SourceLoc, SpecError, did_you_mean
-from compiler.expand import Defs, RawLayer, name_problem
+from compiler.expand import Defs, RawLayer, bind_args, name_problem
 from compiler.modules import INSTANCE_KEYS, ModuleDef, instance_scope, step_name
 from compiler.yaml_loader import LocatedDict
 
@@ -55,7 +55,8 @@ def instantiate_module(item: LocatedDict, env: Mapping[str, Any], defs: Defs,
     module: ModuleDef = defs.modules[mname]
     opts = _options(item, name, module, defs)
     bindings = _bindings(item, name, module, set(opts["feedback"]))
-    menv = {**env, **_module_env(item, name, module)}
+    menv = {**env, **bind_args(item, item.get("with") or {}, f"module '{module.name}'",
+                               module.args, module.defaults, module.loc)}
     mstack = (*stack, f"module:{mname}")
     scope = instance_scope(module, name, item.loc)
     emit = _Emitter(module, menv, mstack, expand_body, out, item.loc, opts)
@@ -187,24 +188,6 @@ def _bindings(item: LocatedDict, name: str, module: ModuleDef, fed: set[str]) ->
                                               f"{module.where()} are not bound",
                            hint="bind every input in `in:` (or feed it back with feedback:)")
     return dict(raw)
-
-
-def _module_env(item: LocatedDict, name: str, module: ModuleDef) -> dict[str, Any]:
-    args = item.get("with") or {}
-    if not isinstance(args, dict):
-        raise SpecError.at(item.loc_of("with"), "`with` must map argument names to values")
-    allowed = (*module.args, *module.defaults)
-    for key in args:
-        if key not in allowed:
-            raise SpecError.at(args.loc_of(key), f"module '{module.name}' has no argument "
-                                                 f"'{key}'",
-                               hint=did_you_mean(str(key), allowed, "arguments"))
-    missing = [a for a in module.args if a not in args]
-    if missing:
-        raise SpecError.at(item.loc, f"module instance '{name}': module '{module.name}' needs "
-                                     f"argument(s) {', '.join(map(repr, missing))}",
-                           hint=f"defined at {module.loc}")
-    return {**module.defaults, **args}
 
 
 def _initial_state(name: str, module: ModuleDef, z: str, init: Mapping[str, Any],
