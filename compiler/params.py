@@ -203,3 +203,8 @@ def coerce_params(
     if errors:
         return None, errors
     return params, []
+
+
+@dataclass(frozen=True)
+class NoParams(OpParams):
+    """The params of an op that takes none."""

@@ -13,8 +13,8 @@ from typing import Literal
 from compiler.diagnostics import ShapeMismatch, did_you_mean
 from compiler.ir import TensorType
 from compiler.ops.activations import activation_problem
-from compiler.ops.shapes import need_rank
-from compiler.params import OpParams, param
+from compiler.ops.shapes import axis_index, need_rank
+from compiler.params import NoParams, OpParams, param
 from compiler.registry import OpDef
 
 INITIALIZERS: tuple[str, ...] = (
@@ -35,16 +35,7 @@ def _initializer_problem(name: str) -> str | None:
     return f"unknown initializer '{name}'; {did_you_mean(name, INITIALIZERS, 'initializers')}"
 
 
-def _axis(axis: int, x: TensorType) -> int:
-    """`axis` normalised for `x`; the batch axis and out-of-range axes are refused."""
-    if not -x.rank <= axis < x.rank or axis % x.rank == 0:
-        raise ShapeMismatch(f"axis {axis} is out of range for {x} (axis 0 is the batch)")
-    return axis % x.rank
 
-
-@dataclass(frozen=True)
-class NoParams(OpParams):
-    pass
 
 
 # --- batch_norm -------------------------------------------------------------------
@@ -65,7 +56,7 @@ class BatchNormParams(OpParams):
 
 def infer_batch_norm(p: BatchNormParams, xs: tuple[TensorType, ...]) -> TensorType:
     x = xs[0]
-    axis = _axis(p.axis, x)
+    axis = axis_index(p.axis, x)
     if x.shape[axis] is None:
         raise ShapeMismatch(f"batch_norm needs a known size on axis {axis}, found {x}")
     return x
@@ -73,7 +64,7 @@ def infer_batch_norm(p: BatchNormParams, xs: tuple[TensorType, ...]) -> TensorTy
 
 def count_batch_norm(p: BatchNormParams, xs: tuple[TensorType, ...], _out: TensorType) -> int:
     """gamma and beta (if enabled) plus the non-trainable moving mean and variance."""
-    channels = xs[0].shape[_axis(p.axis, xs[0])] or 0
+    channels = xs[0].shape[axis_index(p.axis, xs[0])] or 0
     return channels * (2 + int(p.center) + int(p.scale))
 
 
@@ -132,7 +123,7 @@ class SoftmaxParams(OpParams):
 
 
 def infer_softmax(p: SoftmaxParams, xs: tuple[TensorType, ...]) -> TensorType:
-    _axis(p.axis, xs[0])
+    axis_index(p.axis, xs[0])
     return xs[0]
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from compiler.diagnostics import ShapeMismatch
 from compiler.ir import TensorType
-from compiler.params import OpParams, param
+from compiler.params import NoParams, OpParams, param
 from compiler.registry import OpDef
 
 
@@ -46,10 +46,6 @@ def lower_identity_layer(_p: OpParams, name: str):  # noqa: ANN201 - keras.Layer
 
     return layers.Identity(name=name)
 
-
-@dataclass(frozen=True)
-class NoParams(OpParams):
-    pass
 
 
 def infer_fold_time(_p: NoParams, xs: tuple[TensorType, ...]) -> TensorType:

@@ -19,8 +19,8 @@ from typing import Literal
 
 from compiler.diagnostics import ShapeMismatch
 from compiler.ir import TensorType
-from compiler.ops.shapes import need_known, need_rank, pair
-from compiler.params import OpParams, param
+from compiler.ops.shapes import axis_index, need_known, need_rank, pair
+from compiler.params import NoParams, OpParams, param
 from compiler.registry import OpDef
 
 InputSize = int | tuple[int, int] | None
@@ -64,16 +64,7 @@ def need_points(x: TensorType, index: int) -> None:
                             hint=_POINTS_HINT)
 
 
-def _axis(axis: int, x: TensorType) -> int:
-    if not -x.rank <= axis < x.rank or axis % x.rank == 0:
-        raise ShapeMismatch(f"axis {axis} is out of range for {x} (axis 0 is the batch)",
-                            hint=f"use 1..{x.rank - 1}, or -1 for the last axis")
-    return axis % x.rank
 
-
-@dataclass(frozen=True)
-class NoParams(OpParams):
-    pass
 
 
 # --- sample_at_points -------------------------------------------------------------
@@ -240,7 +231,7 @@ class GatherPointsParams(OpParams):
 
 def infer_gather_points(p: GatherPointsParams, xs: tuple[TensorType, ...]) -> TensorType:
     (x,) = xs
-    axis = _axis(p.axis, x)
+    axis = axis_index(p.axis, x)
     size = x.shape[axis]
     if size is None:
         raise ShapeMismatch(f"gather_points needs a known size on axis {axis} to check the "

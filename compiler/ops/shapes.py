@@ -43,3 +43,11 @@ def positive_spatial(out: TensorType, x: TensorType, layer_kind: str) -> TensorT
             hint="use padding: same, a smaller kernel or stride, or fewer pooling stages",
         )
     return out
+
+
+def axis_index(axis: int, x: TensorType) -> int:
+    """`axis` normalised for `x`; the batch axis and out-of-range axes are refused."""
+    if not -x.rank <= axis < x.rank or axis % x.rank == 0:
+        raise ShapeMismatch(f"axis {axis} is out of range for {x} (axis 0 is the batch)",
+                            hint=f"use 1..{x.rank - 1}, or -1 for the last axis")
+    return axis % x.rank
