@@ -77,10 +77,11 @@ def resolve_run_dir(run_dir: Path, *, explicit: bool, resume: bool) -> Path:
 
 
 def _configs(spec: Spec, data: str | None, data_format: str | None,
-             device: dict[str, Any]) -> tuple[DataConfig, TrainConfig, EvalConfig]:
+             device: dict[str, Any], resume: bool = False
+             ) -> tuple[DataConfig, TrainConfig, EvalConfig]:
     dcfg = spec_data_config(spec, data, data_format)
     tsec = spec.section("train")
-    tcfg = train_config(tsec, tsec.loc)
+    tcfg = train_config(tsec, tsec.loc, check_paths=not resume)  # a resume ignores init_from
     ecfg = eval_config(spec.section("eval"), spec.section("eval").loc)
     flags = {k: v for k, v in device.items() if v and v != "default"}
     return dcfg, replace(tcfg, **flags), ecfg
@@ -136,9 +137,9 @@ def _check_resume_spec(run_dir: Path, resolved: str, data: str | None, run_data:
                                                  "NEW_DIR") from None
     new = yaml.safe_load(resolved)
     diffs = spec_differences(old if isinstance(old, dict) else {"spec": old}, new)
-    if data is not None and run_data is not None and data != run_data:
-        if not same_data(data, run_data):
-            diffs.append(("--data", run_data, data))
+    if data is not None and run_data is not None and data != run_data \
+            and not same_data(data, run_data):
+        diffs.append(("--data", run_data, data))
     refused = [d for d in diffs if d[0] not in RESUMABLE_CHANGES]
     if refused:
         lines = [f"{k}: {_shown(k, a)} (this run) vs {_shown(k, b)} (now)"
@@ -216,7 +217,8 @@ def fit_spec(spec: Spec, run_dir: Path, *, data: str | None = None,
     if old_state is not None and data is None and old_state.get("data") is not None:
         # resume on the data the run trained on
         data, data_format = old_state["data"], data_format or old_state.get("data_format")
-    dcfg, tcfg, ecfg = _configs(spec, data, data_format, device or {})
+    dcfg, tcfg, ecfg = _configs(spec, data, data_format, device or {},
+                                resume=old_state is not None)
     resolved = dump_spec(expanded_document(spec))
     state: dict[str, Any] = {"epoch": 0, "best": None, "best_epoch": None,
                              "monitor": tcfg.monitor, "overrides": list(overrides),
@@ -328,8 +330,10 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
                           input_name=input_name)
     try:
         with strategy.scope():
+            # weights from other runs only for a fresh start: a resume's checkpoint wins
             model, objective = build_model(spec, tcfg, dcfg.size,
-                                           mixed_precision=tcfg.mixed_precision, xla=tcfg.xla)
+                                           mixed_precision=tcfg.mixed_precision, xla=tcfg.xla,
+                                           initial_weights=not start)
             model.optimizer.build(model.trainable_variables)
     except Exception as e:  # noqa: BLE001 - only running out of memory is translated
         if is_out_of_memory(e):
@@ -340,6 +344,9 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
                                          max_to_keep=tcfg.keep_checkpoints)
     if start:
         _restore(ckpt, committed_checkpoint(run_dir, state), start)
+        if tcfg.init_from:
+            _say(f"note: train.init_from ({tcfg.init_from}) is ignored on --resume: the run "
+                 f"continues from its own checkpoint of epoch {start}")
         _say(f"resuming {run_dir} after epoch {start} (best {tcfg.monitor} "
              f"{format_figure(tcfg.monitor, state.get('best'))})")
     out_name, kind = decoded_output(spec, ecfg)

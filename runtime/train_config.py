@@ -57,6 +57,16 @@ class TrainConfig(OpParams):
         "default", "tf.distribute strategy: mirrored = all local GPUs, multi_worker = "
                    "TF_CONFIG cluster")
     keep_checkpoints: int = param(2, "checkpoints kept in RUN/checkpoints", min=1)
+    # staged training (runtime/initial_weights.py); ignored by --resume, whose checkpoint wins
+    init_from: str | None = param(
+        None, "warm start: initial weights of every layer from this trained run directory "
+              "(matched by layer name, shapes checked; relative to the current directory)")
+    init_from_checkpoint: Literal["best", "last"] = param(
+        "best", "which weights of init_from: best = RUN/model.keras (the best epoch), "
+                "last = the last committed checkpoint in RUN/checkpoints")
+    init_partial: bool = param(
+        False, "allow init_from between models whose layers differ: layers the run lacks "
+               "start fresh, the run's extra layers are ignored (both listed as a note)")
 
     def problems(self) -> list[tuple[str, str]]:
         out = []
@@ -99,8 +109,21 @@ def _coerce(cls: type[OpParams], raw: Mapping[str, Any] | None, loc: SourceLoc,
     return cfg
 
 
-def train_config(raw: Mapping[str, Any] | None, loc: SourceLoc) -> TrainConfig:
-    return _coerce(TrainConfig, raw, loc, "train")
+def train_config(raw: Mapping[str, Any] | None, loc: SourceLoc, *,
+                 check_paths: bool = True) -> TrainConfig:
+    """The validated `train:` section. `check_paths` also checks that `init_from` names a
+    trained run folder (TF-free, so `netspec check` reports it); a resume, which ignores
+    init_from, passes False."""
+    cfg = _coerce(TrainConfig, raw, loc, "train")
+    if check_paths and cfg.init_from is not None:
+        from runtime.initial_weights import RUN_HINT, run_folder_problem
+
+        problem = run_folder_problem(cfg.init_from, cfg.init_from_checkpoint)
+        if problem:
+            key_loc = getattr(raw, "loc_of", None)
+            raise SpecError.at(key_loc("init_from") if key_loc else loc,
+                               f"train: key 'init_from': {problem}", hint=RUN_HINT)
+    return cfg
 
 
 def eval_config(raw: Mapping[str, Any] | None, loc: SourceLoc) -> EvalConfig:
