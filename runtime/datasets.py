@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 import sys
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from compiler.api import Spec
 from compiler.diagnostics import SourceLoc, SpecError
+from compiler.ir import Graph, Node, TensorType
 from runtime.data.config import DataConfig, data_config_for_input, image_input
 from runtime.data.records import FaceSet
+
+if TYPE_CHECKING:
+    from runtime.data.clips import ClipSet, ClipSource
 
 SYNTHETIC = "synthetic"
 SYNTHETIC_FACES = 3000  # embedded set: 2000 train + the spec's 1000 validation rows
@@ -27,7 +34,33 @@ def spec_data_config(spec: Spec, data: str | None = None, data_format: str | Non
             overrides["format"] = None
     if data_format is not None:
         overrides["format"] = data_format
-    return data_config_for_input(section, image_input(spec.graph), loc=section.loc, **overrides)
+    return data_config_for_input(section, frame_input(spec.graph), loc=section.loc,
+                                 **overrides)
+
+
+def clip_length(graph: Graph) -> int | None:
+    """T when the first input is a clip [T, S, S, C] (batch [B, T, S, S, C]), else None."""
+    first = graph.inputs[0] if graph.inputs else None
+    if first is None or first.out is None or first.out.rank != 5:
+        return None
+    steps = first.out.shape[1]
+    if steps is None:
+        raise SpecError.at(first.loc, f"input '{first.name}' is {first.out}: clips of an "
+                                      "unknown number of frames cannot be batched",
+                           hint="give the clip input a fixed length [T, S, S, C], e.g. "
+                                "[$frames, 32, 32, 1] with a spec param")
+    return int(steps)
+
+
+def frame_input(graph: Graph) -> Node | None:
+    """The image input the data pipeline fills: the first input, or one frame of it when it
+    is a clip (so data.size/channels default to, and are checked against, the frames)."""
+    image = image_input(graph)
+    first = graph.inputs[0] if graph.inputs else None
+    if image is not None or first is None or first.out is None or first.out.rank != 5:
+        return image
+    b, _t, h, w, c = first.out.shape
+    return replace(first, name=f"{first.name}[t]", out=TensorType((b, h, w, c), first.out.dtype))
 
 
 def n_landmarks(spec: Spec) -> int | None:
@@ -133,6 +166,81 @@ def backgrounds(train: FaceSet, cfg: DataConfig, loc: SourceLoc | None = None
 
     return background_faceset(train, neg, size=cfg.size, crop_ratio=cfg.crop_ratio,
                               seed=cfg.seed, loc=loc)
+
+
+def check_clip_outputs(spec: Spec, length: int) -> None:
+    """Clip training scores every frame: each trained output must keep the time axis,
+    [B, T, H, W, K] maps or [B, T, 2K] coordinates."""
+    from compiler.losses import COORDS, LOSSES
+
+    types = spec.graph.types()
+    for o in spec.graph.outputs:
+        if o.loss is None or o.loss not in LOSSES:
+            continue
+        t = types[o.source]
+        rank = 3 if LOSSES[o.loss].kind == COORDS else 5
+        if t is None or (t.rank == rank and t.shape[1] == length):
+            continue
+        want = "[batch, T, 2K]" if rank == 3 else "[batch, T, H, W, K]"
+        raise SpecError.at(o.loc, f"output '{o.name}' is {t}, but the input is a clip of "
+                                  f"{length} frames and loss '{o.loss}' is scored per frame: "
+                                  f"it needs {want} with T = {length}",
+                           hint="keep the time axis up to the output (time_distributed "
+                                "layers, lstm with return_sequences: true)")
+
+
+def load_clip_source(spec: Spec, cfg: DataConfig, length: int) -> ClipSource:
+    """Frames labelled by clip, frame number and group (person): the embedded synthetic
+    clips (each its own person), or a video data set read by the usual readers."""
+    from runtime.data.clips import ClipSource
+
+    if cfg.dataset == SYNTHETIC:
+        from runtime.data.synthetic import synthetic_clips
+
+        k = n_landmarks(spec)
+        scheme = cfg.scheme or ("68pt" if k == 68 else "5pt")
+        if k is not None:
+            _check_scheme(cfg, k, f"the spec predicts n_landmarks = {k} (the synthetic faces "
+                                  "are drawn to match it)")
+        n = max(1, SYNTHETIC_FACES // length)
+        faces = synthetic_clips(n, length, scheme=scheme, size=cfg.size, seed=cfg.seed)
+        _check_landmark_count(faces, k, cfg)
+        clip = np.repeat(np.array([f"synthetic_{i:05d}" for i in range(n)]), length)
+        return ClipSource(faces, clip, np.tile(np.arange(length), n), clip)
+    from runtime.data.formats import video
+
+    faces = load_faces(spec, cfg)
+    if faces.name != video.NAME or not faces.paths:  # still photos: no frame order to keep
+        raise SpecError.at(SourceLoc(str(cfg.dataset)), f"the input is a clip of {length} "
+                           f"frames, but this is a set of still images ({faces.name}), not "
+                           "video frames grouped into clips",
+                           hint="use a video set (300-VW clip folders or a YouTube-Faces "
+                                "frames.csv, --format video) or --data synthetic")
+    clips, frames = video.clip_ids(faces)
+    return ClipSource(faces, clips, frames, video.person_ids(faces))
+
+
+def split_clips(source: ClipSource, cfg: DataConfig, length: int) -> tuple[ClipSet, ClipSet]:
+    """(training, held-out) windows, by person; an error naming the data when either is
+    empty (e.g. still images, whose file names encode no clips)."""
+    from runtime.data import clips
+
+    try:
+        train, val = clips.split_clips(source, cfg, length)
+    except ValueError as e:
+        raise SpecError.at(SourceLoc("data.val_split"), str(e)) from None
+    for part, what in ((train, "training"), (val, "held-out")):
+        if len(part) == 0:
+            n_clips = len(np.unique(source.clips))
+            raise SpecError.at(SourceLoc(str(cfg.dataset)),
+                               f"no {what} clip of {length} consecutive frames in "
+                               f"'{source.faces.name}' ({len(source.faces)} frames in "
+                               f"{n_clips} clips)",
+                               hint=("clip specs need video frames: 300-VW clip folders or a "
+                                     "YouTube-Faces frames.csv (<Person>_<clip><frame>.jpg)"
+                                     if n_clips == len(source.faces) else
+                                     "lower the clip length T or data.val_split"))
+    return train, val
 
 
 def split(faces: FaceSet, cfg: DataConfig) -> tuple[FaceSet, FaceSet]:

@@ -17,7 +17,7 @@ import numpy as np
 from compiler.api import Spec
 from compiler.diagnostics import SourceLoc, SpecError
 from runtime.atomic import atomic_write_json
-from runtime.datasets import explain_pipeline_error, load_faces, spec_data_config
+from runtime.datasets import clip_length, explain_pipeline_error, load_faces, spec_data_config
 from runtime.run_dir import (
     ensure_output_dir,
     load_run_model,
@@ -89,6 +89,41 @@ def scored_rows(faces: Any, dcfg: Any, split: str, run_dcfg: Any, same: bool) ->
     return Scored(faces.subset(slice(rows.start, rows.stop)), split, text, trained)
 
 
+def scored_clips(spec: Spec, dcfg: Any, split: str, run_dcfg: Any, same: bool, length: int
+                 ) -> tuple[Scored, Any]:
+    """(what is scored, the scoring ClipSet) for a clip spec: the `split` people's clips
+    ('val': those fit held out, by person, never by frame), tiled so that every frame is
+    scored once; with `same` data, also count the scored frames the run trained on."""
+    from runtime.data import clips as clip_sets
+    from runtime.datasets import load_clip_source, split_clips
+
+    source = load_clip_source(spec, dcfg, length)
+    rows = clip_sets.split_rows(source, dcfg, split)
+    scoring = source.clipset(rows, length, tile=True)
+    if dcfg.limit is not None:
+        scoring = clip_sets.limited(scoring, dcfg.limit)
+    if len(scoring) == 0:
+        raise SpecError.at(SourceLoc(str(dcfg.dataset)), f"split '{split}' of "
+                           f"'{source.faces.name}' has no clip of {length} frames to score",
+                           hint="try --split all, or lower data.val_split")
+    frames = np.unique(scoring.windows[scoring.score])
+    people = len(set(scoring.groups))
+    text = {"val": f"{people} held-out people/clips (data.val_split), {len(frames)} frames, "
+                   "held out from training",
+            "train": f"{people} training people/clips, {len(frames)} frames",
+            "all": f"all {people} people/clips, {len(frames)} frames"}[split]
+    if dcfg.limit is not None:
+        text += f", at most data.limit = {dcfg.limit} clips"
+    trained = None
+    if same:
+        try:
+            run_train, _ = split_clips(source, run_dcfg, length)
+            trained = int(np.isin(frames, run_train.windows).sum())
+        except SpecError:  # the run's split cannot be rebuilt: nothing known was trained on
+            trained = 0
+    return Scored(source.faces.subset(frames), split, text, trained), scoring.compact()
+
+
 def evaluate_run(run_dir: Path, *, data: str | None = None, data_format: str | None = None,
                  normalizer: str | None = None, as_json: bool = False,
                  split_name: str | None = None, shape_model: bool = False,
@@ -126,11 +161,18 @@ def evaluate_run(run_dir: Path, *, data: str | None = None, data_format: str | N
     out_dir = ensure_output_dir(Path(run_dir) / "eval", flag="RUN/eval")
     model = load_run_model(run_dir, spec)
     same = run_dcfg is not None and same_data(str(dcfg.dataset), str(run_data))
-    scored = scored_rows(load_faces(spec, dcfg), dcfg, split_name, run_dcfg, same)
+    length = clip_length(spec.graph)
+    if length is None:
+        scored = scored_rows(load_faces(spec, dcfg), dcfg, split_name, run_dcfg, same)
+    else:  # clip specs: the split's people, every frame of their clips scored once
+        scored, clips = scored_clips(spec, dcfg, split_name, run_dcfg, same, length)
     shape = run_shape_model(run_dir, spec, ecfg, state) if shape_model or ecfg.shape_model \
         else None
     try:
-        pred, fitted, gt = predict_points(spec, model, scored.faces, dcfg, ecfg, shape)
+        if length is None:
+            pred, fitted, gt = predict_points(spec, model, scored.faces, dcfg, ecfg, shape)
+        else:
+            pred, fitted, gt = predict_clip_points(spec, model, clips, dcfg, ecfg, shape)
     except Exception as e:  # noqa: BLE001 - only a lazily decoded bad image is translated
         explain_pipeline_error(dcfg, e)
         raise
@@ -264,6 +306,53 @@ def predict_points(spec: Spec, model: Any, faces: Any, dcfg: Any, ecfg: Any,
         if shape is not None:
             h, w = out.shape[1:3]
             p = fit_batch(shape, out, windows=scaled_windows(max(h, w)))
+            fits.append(np.stack([map_to_image(p[..., 0], dcfg.size, w),
+                                  map_to_image(p[..., 1], dcfg.size, h)], axis=-1))
+    bar.close()
+    fitted = np.concatenate(fits) if shape is not None else None
+    return np.concatenate(preds), fitted, np.concatenate(gts)
+
+
+def predict_clip_points(spec: Spec, model: Any, clips: Any, dcfg: Any, ecfg: Any,
+                        shape: Any = None, batch_size: int = 16
+                        ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """`predict_points` for a clip spec on a scoring ClipSet: the network runs on its
+    windows, points are decoded per frame and only each window's scored frames are kept,
+    so every frame counts once."""
+    from runtime.data.pipeline import make_window_dataset
+    from runtime.decode import map_to_image
+    from runtime.fit import decode_frames
+    from runtime.model_setup import decoded_output
+    from runtime.progress import Bar
+    from runtime.shape_model import fit_batch, scaled_windows
+
+    out_name, kind = decoded_output(spec, ecfg)
+    if shape is not None and kind != "heatmap":
+        raise SpecError.at(SourceLoc(spec.file), f"the shape model is fitted to heat-maps, but "
+                                                 f"output '{out_name}' gives coordinates",
+                           hint="set eval.shape_model: false for this spec")
+    try:
+        ds, usable = make_window_dataset(clips.faces, clips.windows, dcfg, training=False,
+                                         batch_size=batch_size,
+                                         input_name=spec.graph.inputs[0].name)
+    except ValueError as e:
+        raise SpecError.at(SourceLoc(str(dcfg.dataset)), str(e)) from None
+    score = clips.score[usable]
+    preds, fits, gts, done = [], [], [], 0
+    bar = Bar(-(-len(usable) // batch_size), "eval", "batch")
+    for x, y in ds:
+        bar.update()
+        out = np.asarray(model.predict_on_batch(x)[out_name])
+        labels = y["landmarks"].numpy()
+        keep = score[done:done + len(labels)]
+        done += len(labels)
+        points, gt = decode_frames(kind, out, dcfg.size, ecfg.refine, labels, keep)
+        preds.append(points)
+        gts.append(gt)
+        if shape is not None:
+            maps = out.reshape(-1, *out.shape[2:])[keep.ravel()]
+            h, w = maps.shape[1:3]
+            p = fit_batch(shape, maps, windows=scaled_windows(max(h, w)))
             fits.append(np.stack([map_to_image(p[..., 0], dcfg.size, w),
                                   map_to_image(p[..., 1], dcfg.size, h)], axis=-1))
     bar.close()

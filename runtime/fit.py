@@ -27,10 +27,14 @@ from runtime.atomic import atomic_write_json, atomic_write_text
 from runtime.data.config import DataConfig
 from runtime.datasets import (
     backgrounds,
+    check_clip_outputs,
+    clip_length,
     explain_pipeline_error,
+    load_clip_source,
     load_faces,
     spec_data_config,
     split,
+    split_clips,
 )
 from runtime.metrics import format_figure
 from runtime.model_memory import check_fits_in_memory, is_out_of_memory, out_of_memory_error
@@ -177,19 +181,26 @@ def _collect(ds: Any, input_name: str, limit: int | None) -> tuple[np.ndarray, n
 
 
 def make_validator(x: np.ndarray, y: np.ndarray, input_name: str, output: str, kind: str,
-                   size: int, ecfg: EvalConfig, batch_size: int, objective: Objective
-                   ) -> Callable[[Any], dict[str, float]]:
+                   size: int, ecfg: EvalConfig, batch_size: int, objective: Objective,
+                   frames: np.ndarray | None = None) -> Callable[[Any], dict[str, float]]:
     """A function model -> the epoch's validation logs on a fixed validation array, from
     one prediction pass: `val_loss` (and `val_<output>_loss` for several outputs) in the
     compiled objective's terms, plus `val_nme`, `val_fr_010`, `val_auc_008` from the
-    decoded points. (Keras' own validation pass would predict everything a second time.)"""
+    decoded points. (Keras' own validation pass would predict everything a second time.)
+
+    Clips (x [N, T, S, S, C], y [N, T, K, 3]): points are decoded per frame and scored
+    over the frames `frames` [N, T] marks (each held-out frame once), so val_nme means
+    what it means for images; the losses are the objective's per-clip means."""
     from runtime.decode import decode
     from runtime.metrics import summarize
 
     def validate(model: Any) -> dict[str, float]:
         preds = model.predict({input_name: x}, batch_size=batch_size, verbose=0)
-        points = decode(kind, preds[output], size, refine=ecfg.refine)
-        s = summarize(points, y[..., :2], y[..., 2] > 0.5, ecfg.normalizer)
+        if y.ndim == 4:  # clips: per-frame decoding over the scored frames
+            points, gt = decode_frames(kind, preds[output], size, ecfg.refine, y, frames)
+        else:
+            points, gt = decode(kind, preds[output], size, refine=ecfg.refine), y
+        s = summarize(points, gt[..., :2], gt[..., 2] > 0.5, ecfg.normalizer)
         logs = {"val_nme": s["nme"], "val_fr_010": s["fr_010"], "val_auc_008": s["auc_008"]}
         total = objective.l2_penalty()
         for name, fn in objective.losses.items():
@@ -204,6 +215,20 @@ def make_validator(x: np.ndarray, y: np.ndarray, input_name: str, output: str, k
         return logs
 
     return validate
+
+
+def decode_frames(kind: str, out: np.ndarray, size: int, refine: Any, y: np.ndarray,
+                  frames: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(points [F, K, 2], labels [F, K, 3]) of the frames of clip predictions `out`
+    ([N, T, ...]) and labels `y` ([N, T, K, 3]) that `frames` ([N, T] bool; None: all)
+    marks, time folded into the batch for the per-frame decoder."""
+    from runtime.decode import decode
+
+    out = np.asarray(out)
+    n, t = y.shape[:2]
+    keep = np.ones((n, t), bool) if frames is None else np.asarray(frames, bool)
+    points = decode(kind, out.reshape(n * t, *out.shape[2:]), size, refine=refine)
+    return points[keep.ravel()], y.reshape(n * t, *y.shape[2:])[keep.ravel()]
 
 
 def fit_spec(spec: Spec, run_dir: Path, *, data: str | None = None,
@@ -249,16 +274,23 @@ def fit_spec(spec: Spec, run_dir: Path, *, data: str | None = None,
         _say(f"{run_dir}: no state.json yet, so there is nothing to resume; starting a new run")
     check_fits_in_memory(spec, tcfg.optimizer)
 
-    faces = load_faces(spec, dcfg)  # bad data fails before RUN/ is created
-    train_faces, val_faces = split(faces, dcfg)
-    background = backgrounds(train_faces, dcfg, spec.section("data").loc_of("negatives"))
+    length = clip_length(spec.graph)
+    if length is not None:  # clip specs: windows of T frames, held-out people
+        train_faces, val_faces = _clip_data(spec, dcfg, length)
+        background = None
+    else:
+        faces = load_faces(spec, dcfg)  # bad data fails before RUN/ is created
+        train_faces, val_faces = split(faces, dcfg)
+        background = backgrounds(train_faces, dcfg, spec.section("data").loc_of("negatives"))
     ensure_output_dir(run_dir)
     try:
         atomic_write_text(run_dir / "spec.resolved.yaml", resolved)
         if ecfg.shape_model:  # LGCN: PCA shape model of the training shapes -> shape_model.npz
             from runtime.shape_model import save_training_shape_model
 
-            save_training_shape_model(run_dir, train_faces, dcfg, ecfg)
+            shapes = train_faces if length is None else train_faces.faces.subset(
+                np.unique(train_faces.windows))  # clips: their frames
+            save_training_shape_model(run_dir, shapes, dcfg, ecfg)
         return _train(spec, run_dir, dcfg, tcfg, ecfg, train_faces, val_faces, state, quiet,
                       background)
     except OSError as e:
@@ -276,6 +308,39 @@ def fit_spec(spec: Spec, run_dir: Path, *, data: str | None = None,
                                     "input size / layer widths") from None
         explain_pipeline_error(dcfg, e)
         raise
+
+
+def _clip_data(spec: Spec, dcfg: DataConfig, length: int) -> tuple[Any, Any]:
+    """(training, held-out) ClipSets for a clip spec; its outputs must keep the time axis
+    and data.negatives (background crops of still images) does not apply."""
+    check_clip_outputs(spec, length)
+    if dcfg.negatives:
+        raise SpecError.at(spec.section("data").loc_of("negatives"),
+                           "data.negatives mixes background crops of still images into "
+                           f"batches, but this spec's input is a clip of {length} frames",
+                           hint="drop data.negatives for clip specs")
+    train, val = split_clips(load_clip_source(spec, dcfg, length), dcfg, length)
+    return train.compact(), val.compact()
+
+
+def _clip_datasets(train: Any, val: Any, dcfg: DataConfig, tcfg: TrainConfig,
+                   input_name: str, batch: int, start: int) -> tuple[Any, int, Any, Any]:
+    """(endless training stream from epoch `start`, steps per epoch, validation stream,
+    [N, T] scored-frame mask of its usable windows) for clip specs."""
+    from runtime.data.pipeline import batches_per_pass, make_window_dataset
+
+    try:
+        _, usable = make_window_dataset(train.faces, train.windows, dcfg, training=False,
+                                        batch_size=batch, input_name=input_name)
+        steps = tcfg.steps_per_epoch or batches_per_pass(usable.size, batch, True)
+        train_ds, _ = make_window_dataset(train.faces, train.windows, dcfg, training=True,
+                                          batch_size=batch, input_name=input_name,
+                                          passes=None, start_batch=start * steps)
+        val_ds, val_usable = make_window_dataset(val.faces, val.windows, dcfg, training=False,
+                                                 batch_size=batch, input_name=input_name)
+    except ValueError as e:
+        raise SpecError.at(SourceLoc(str(dcfg.dataset)), str(e)) from None
+    return train_ds, steps, val_ds, val.score[val_usable]
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -320,14 +385,21 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
     batch = min(tcfg.batch_size, len(train_faces))
     neg = negatives_config(dcfg)
     start = int(state.get("epoch", 0))
-    # one endless stream, started where the last committed epoch ended (the batches of an
-    # unbroken run; Keras keeps the iterator across epochs when steps_per_epoch is given)
-    train_ds, steps = make_training_dataset(
-        train_faces, dcfg, batch_size=batch, input_name=input_name, backgrounds=background,
-        background_fraction=neg.fraction if neg else 0.0, passes=None, start_epoch=start,
-        steps_per_epoch=tcfg.steps_per_epoch)
-    val_ds = make_dataset(val_faces, dcfg, training=False, batch_size=batch,
-                          input_name=input_name)
+    clips = hasattr(train_faces, "windows")  # a ClipSet: batches of [B, T, ...] windows
+    val_frames = None
+    if clips:
+        train_ds, steps, val_ds, val_frames = _clip_datasets(
+            train_faces, val_faces, dcfg, tcfg, input_name, batch, start)
+    else:
+        # one endless stream, started where the last committed epoch ended (the batches of
+        # an unbroken run; Keras keeps the iterator across epochs when steps_per_epoch is
+        # given)
+        train_ds, steps = make_training_dataset(
+            train_faces, dcfg, batch_size=batch, input_name=input_name,
+            backgrounds=background, background_fraction=neg.fraction if neg else 0.0,
+            passes=None, start_epoch=start, steps_per_epoch=tcfg.steps_per_epoch)
+        val_ds = make_dataset(val_faces, dcfg, training=False, batch_size=batch,
+                              input_name=input_name)
     try:
         with strategy.scope():
             # weights from other runs only for a fresh start: a resume's checkpoint wins
@@ -351,6 +423,8 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
              f"{format_figure(tcfg.monitor, state.get('best'))})")
     out_name, kind = decoded_output(spec, ecfg)
     xv, yv = _collect(val_ds, input_name, tcfg.val_examples)
+    if val_frames is not None:
+        val_frames = val_frames[:len(yv)]
     if not (yv[..., 2] > 0.5).any():
         raise SpecError.at(SourceLoc(str(dcfg.dataset)), f"no landmark of the {len(yv)} "
                            f"validation faces lies inside its {dcfg.size}x{dcfg.size} crop "
@@ -358,7 +432,7 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
                            hint="landmarks must be 0-based pixel x, y of their image; check "
                                 "the data's coordinates and data.crop / data.crop_ratio")
     validator = make_validator(xv, yv, input_name, out_name, kind, dcfg.size, ecfg, batch,
-                               objective)
+                               objective, frames=val_frames)
     nan_guard = NaNGuard()
     callbacks: list[Any] = [
         Validation(validator),
@@ -375,7 +449,10 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
         callbacks.append(budget)
     extra = (f" + {len(background)} background crops ({neg.fraction:.0%} of each batch)"
              if background is not None and neg else "")
-    _say(f"fit {spec.name}: {len(train_faces)} train / {len(val_faces)} val faces{extra} "
+    what = "faces" if not clips else (
+        f"clips of {train_faces.length} frames ({train_faces.n_frames} / {val_faces.n_frames} "
+        f"frames, {len(set(val_faces.groups))} held-out people/clips)")
+    _say(f"fit {spec.name}: {len(train_faces)} train / {len(val_faces)} val {what}{extra} "
          f"({dcfg.dataset}), batch {batch}, {tcfg.epochs} epochs, {tcfg.optimizer}, "
          f"{devices.describe_devices()} -> {run_dir}/")
     t0 = time.time()

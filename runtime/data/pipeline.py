@@ -3,6 +3,8 @@
 Per image (parallel map) only read + decode (or take the in-memory array) and one affine
 warp for crop, resize and jitter; the matrices, the landmarks (same matrix), the occluder
 and normalisation are vectorised per batch. Only row indices are shuffled (cheap buffer).
+Clip specs (`make_window_dataset`) run the same stages on windows of T frames: one crop and
+one jitter draw per window, repeated over its frames, and batches reshaped to [B, T, ...].
 """
 
 from __future__ import annotations
@@ -76,6 +78,26 @@ def _usable_rows(faces: FaceSet, crops: np.ndarray | None, cfg: DataConfig,
         print(f"data.on_error: skip: skipped {n} rows of '{faces.name}' with "  # noqa: T201
               f"{what}", file=sys.stderr, flush=True)
     return rows[~bad]
+
+
+def _usable_windows(faces: FaceSet, windows: np.ndarray, crops: np.ndarray | None,
+                    cfg: DataConfig) -> np.ndarray:
+    """Window ids with a usable crop (`_usable_rows` for clips): under on_error: skip the
+    others are dropped and counted on stderr, else they are an error."""
+    ids = np.arange(len(windows))
+    if crops is None:
+        return ids
+    bad = ~np.isfinite(crops).all(axis=1)
+    if not bad.any():
+        return ids
+    shown = ", ".join(_source_name(faces, int(windows[i, 0])) for i in ids[bad][:3])
+    what = f"no usable crop: {cfg.crop} (no visible landmarks in any frame), e.g. from {shown}"
+    if cfg.on_error == "raise":
+        raise ValueError(f"{int(bad.sum())} clip(s) of '{faces.name}' have {what}; set "
+                         "on_error: skip to drop them")
+    print(f"data.on_error: skip: skipped {int(bad.sum()):,} of {len(windows):,} clips of "  # noqa: T201
+          f"'{faces.name}' with {what}", file=sys.stderr, flush=True)
+    return ids[~bad]
 
 
 def _to_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
@@ -232,25 +254,90 @@ def make_dataset(faces: FaceSet, cfg: DataConfig, *, training: bool, batch_size:
     Stages: index batches -> jitter and matrices, vectorised -> per image (parallel):
     decode + one warp -> batches -> landmarks, occluder and normalisation, vectorised.
     """
+    return _dataset(faces, None, cfg, training=training, batch_size=batch_size,
+                    input_name=input_name, drop_remainder=drop_remainder, passes=passes,
+                    start_batch=start_batch)
+
+
+def make_window_dataset(faces: FaceSet, windows: np.ndarray, cfg: DataConfig, *,
+                        training: bool, batch_size: int, input_name: str = "clip",
+                        drop_remainder: bool | None = None, passes: int | None = 1,
+                        start_batch: int = 0) -> tuple[tf.data.Dataset, np.ndarray]:
+    """Clip batches ({input_name: [B, T, S, S, C]}, {'landmarks': [B, T, K, 3]}) of the
+    windows (M, T) of row indices of `faces`, frames in window order: `make_dataset`
+    with one crop square (around the union of the frames' boxes) and ONE jitter draw per
+    window, so every frame of a clip gets the same matrix and the motion stays real; the
+    landmarks go through that matrix too. Shuffling, seeds, `passes` and `start_batch`
+    count windows as `make_dataset` counts rows. Also returns the usable window ids (in
+    the order a non-training stream yields them). Frames that only TensorFlow fails to
+    decode stop the run (a clip cannot lose a frame), whatever `on_error` says.
+    """
+    windows = np.asarray(windows, np.int64)
+    if windows.ndim != 2 or windows.shape[1] < 1:
+        raise ValueError(f"windows must be (M, T) row indices, found shape {windows.shape}")
+    units: list[np.ndarray] = []
+    ds = _dataset(faces, windows, cfg, training=training, batch_size=batch_size,
+                  input_name=input_name, drop_remainder=drop_remainder, passes=passes,
+                  start_batch=start_batch, usable_out=units)
+    return ds, units[0]
+
+
+def window_crops(faces: FaceSet, windows: np.ndarray, cfg: DataConfig) -> np.ndarray | None:
+    """(M, 3) one source square per window: `crop_squares` of the union of its frames'
+    boxes (NaN when no frame has one); None for crop: none."""
+    if cfg.crop == "none":
+        return None
+    if cfg.crop == "box":
+        if faces.boxes is None:
+            raise ValueError(f"crop: box, but '{faces.name}' has no face boxes; "
+                             "use crop: landmarks or crop: none")
+        boxes = np.asarray(faces.boxes, np.float64)
+    else:
+        boxes = geometry.landmark_boxes(faces.landmarks, faces.visible)
+    b = boxes[windows]  # (M, T, 4)
+    ok = np.isfinite(b).all(axis=-1).any(axis=1)
+    union = np.full((len(windows), 4), np.nan)
+    if ok.any():
+        with np.errstate(all="ignore"):
+            lo = np.nanmin(b[ok][..., :2], axis=1)
+            hi = np.nanmax(b[ok][..., 2:], axis=1)
+        union[ok] = np.concatenate([lo, hi], axis=1)
+    return geometry.square_crops(union, cfg.crop_ratio)
+
+
+def _dataset(faces: FaceSet, windows: np.ndarray | None, cfg: DataConfig, *, training: bool,
+             batch_size: int, input_name: str, drop_remainder: bool | None,
+             passes: int | None, start_batch: int,
+             usable_out: list[np.ndarray] | None = None) -> tf.data.Dataset:
+    """`make_dataset` over units: rows (`windows` None) or windows of T rows each."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, found {batch_size}")
     if len(faces) == 0:
         raise ValueError(f"'{faces.name}' has no rows")
     aug = augment_config(cfg)
     size, channels, antialias = cfg.size, cfg.channels, cfg.antialias
-    crops = crop_squares(faces, cfg)
-    rows = _usable_rows(faces, crops, cfg, report=True)
+    steps = 1 if windows is None else int(windows.shape[1])  # frames per unit
+    unit = "rows" if windows is None else "clips"
+    if windows is None:
+        crops = crop_squares(faces, cfg)
+        rows = _usable_rows(faces, crops, cfg, report=True)
+    else:
+        crops = window_crops(faces, windows, cfg)
+        rows = _usable_windows(faces, windows, crops, cfg)
+    if usable_out is not None:
+        usable_out.append(rows)
     if rows.size == 0:
-        raise ValueError(f"no usable rows in '{faces.name}' for crop: {cfg.crop}")
+        raise ValueError(f"no usable {unit} in '{faces.name}' for crop: {cfg.crop}")
     drop = training if drop_remainder is None else drop_remainder
     if drop and rows.size < batch_size:
-        raise ValueError(f"'{faces.name}' has {rows.size} usable rows, fewer than one batch of "
-                         f"{batch_size}: every batch would be dropped; lower batch_size")
+        raise ValueError(f"'{faces.name}' has {rows.size} usable {unit}, fewer than one batch "
+                         f"of {batch_size}: every batch would be dropped; lower batch_size")
     train_jitter = training and aug.enabled
     val_table = None
-    if not training and cfg.val_jitter:  # one fixed draw per row, the same every epoch
+    n_units = len(faces) if windows is None else len(windows)
+    if not training and cfg.val_jitter:  # one fixed draw per unit, the same every epoch
         rng = np.random.default_rng(cfg.seed)
-        val_table = tf.constant(rng.random((len(faces), aug_ops.N_UNIFORMS), np.float32))
+        val_table = tf.constant(rng.random((n_units, aug_ops.N_UNIFORMS), np.float32))
     perm = None
     if train_jitter and aug.mirror and aug.mirror_prob > 0:
         perm = tf.constant(geometry.mirror_permutation(faces.scheme, faces.n_landmarks))
@@ -259,8 +346,18 @@ def make_dataset(faces: FaceSet, cfg: DataConfig, *, training: bool, batch_size:
     landmarks = tf.constant(np.asarray(faces.landmarks, np.float32))
     visible = tf.constant(np.asarray(faces.visible, bool))
     crop_t = None if crops is None else tf.constant(np.nan_to_num(crops).astype(np.float32))
+    window_t = None if windows is None else tf.constant(windows)
 
     def plan(idx: tf.Tensor, seed: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+        el = _plan_units(idx, seed)
+        if window_t is None:
+            return el
+        # one unit = one window: its single draw and matrix go to each of its frames
+        el = {k: tf.repeat(v, steps, axis=0) for k, v in el.items()}
+        el["index"] = tf.reshape(tf.gather(window_t, idx), [-1])
+        return el
+
+    def _plan_units(idx: tf.Tensor, seed: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
         n = tf.shape(idx)[0]
         el = {"index": idx, "flip": tf.zeros([n], tf.bool), "occluder": tf.zeros([n, 4])}
         if seed is not None:
@@ -302,7 +399,11 @@ def make_dataset(faces: FaceSet, cfg: DataConfig, *, training: bool, batch_size:
         y = aug_ops.transform_landmarks(tf.gather(landmarks, idx), tf.gather(visible, idx),
                                         el["matrix"], size, el["hw"], flip=el["flip"],
                                         permutation=perm)
-        return {input_name: normalize(x, cfg.normalize)}, {LABEL_KEY: y}
+        x = normalize(x, cfg.normalize)
+        if windows is not None:  # the frames of each window -> [B, T, ...]
+            x = tf.reshape(x, tf.concat([[-1, steps], tf.shape(x)[1:]], 0))
+            y = tf.reshape(y, tf.concat([[-1, steps], tf.shape(y)[1:]], 0))
+        return {input_name: x}, {LABEL_KEY: y}
 
     autotune = tf.data.AUTOTUNE
     if training:
@@ -312,11 +413,11 @@ def make_dataset(faces: FaceSet, cfg: DataConfig, *, training: bool, batch_size:
     else:
         ds = tf.data.Dataset.from_tensor_slices(rows.astype(np.int64)).batch(batch_size)
     ds = ds.map(plan, num_parallel_calls=autotune, deterministic=cfg.deterministic).unbatch()
-    if cfg.on_error == "skip" and faces.images is None:
+    if cfg.on_error == "skip" and faces.images is None and windows is None:
         ds = _skipping(ds, per_image, DecodeSkips(faces), cfg.deterministic)
     else:
         ds = ds.map(per_image, num_parallel_calls=autotune, deterministic=cfg.deterministic)
-    ds = ds.batch(batch_size, drop_remainder=drop)
+    ds = ds.batch(batch_size * steps, drop_remainder=drop)
     ds = ds.map(finish, num_parallel_calls=autotune, deterministic=cfg.deterministic)
     options = tf.data.Options()
     options.deterministic = cfg.deterministic

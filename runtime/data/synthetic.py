@@ -6,6 +6,7 @@ Each face is drawn in a canonical frame (eye line v = 0, eye midpoint u = 0, abo
 one unit between the eyes) from random shape parameters; the same parameters give
 the 68 iBUG points, so landmarks sit exactly on the drawn features. A random
 similarity transform (scale, rotation, shift) maps the face into the image.
+`synthetic_clips` draws short clips of one face each, moving smoothly (for clip specs).
 """
 
 from __future__ import annotations
@@ -339,19 +340,26 @@ def _palette(rng: np.random.Generator, b: int) -> np.ndarray:
     return pal.astype(np.float32)
 
 
-def _finish(rng: np.random.Generator, labels: np.ndarray, pal: np.ndarray) -> np.ndarray:
+def _finish(rng: np.random.Generator, labels: np.ndarray, pal: np.ndarray, per: int = 1
+            ) -> np.ndarray:
     """Colours the label map, adds background texture, lighting and noise, and box-
     filters 2x2 neighbours (anti-aliasing; see `_paint`). Works channel by channel:
-    numpy is slow on a trailing axis of 3."""
+    numpy is slow on a trailing axis of 3. Texture, lighting and noise level are drawn
+    once per `per` consecutive images (the frames of a clip); the noise itself per image."""
     b, side = labels.shape[:2]
+    n = b // per
+
+    def each(a: np.ndarray) -> np.ndarray:
+        return a if per == 1 else np.repeat(a, per, axis=0)
+
     knots = np.linspace(0, 1, side)[:, None] * 3 - np.arange(4)[None, :]
     up = np.maximum(1 - np.abs(knots), 0).astype(np.float32)  # (side, 4) linear weights
-    tex = up @ rng.normal(0, 45, (b, 4, 4)).astype(np.float32) @ up.T  # background blotches
+    tex = each(up @ rng.normal(0, 45, (n, 4, 4)).astype(np.float32) @ up.T)  # blotches
     ramp = np.linspace(-0.5, 0.5, side, dtype=np.float32)
-    gx, gy = rng.uniform(-0.35, 0.35, (2, b, 1, 1)).astype(np.float32)
-    gain = rng.uniform(0.75, 1.2, (b, 1, 1)).astype(np.float32)
+    gx, gy = (each(g) for g in rng.uniform(-0.35, 0.35, (2, n, 1, 1)).astype(np.float32))
+    gain = each(rng.uniform(0.75, 1.2, (n, 1, 1)).astype(np.float32))
     light = (0.25 * gain) * (1 + gx * ramp[None, None, :] + gy * ramp[None, :, None])
-    sigma = rng.uniform(4, 30, (b, 1, 1)).astype(np.float32)  # uniform noise amplitude
+    sigma = each(rng.uniform(4, 30, (n, 1, 1)).astype(np.float32))  # noise amplitude
     noise = np.frombuffer(rng.bytes(labels.size), np.uint8).reshape(labels.shape)
     noise = noise * (0.25 / 255 * sigma) - 0.125 * sigma + 0.125  # + rounding
     noise += (labels == BG) * (0.25 * tex)
@@ -410,3 +418,98 @@ def synthetic_faceset(n: int, scheme: str = "5pt", size: int = 80, seed: int = 0
         visible=np.ones((n, k), bool),
         images=images,
     )
+
+
+# ---- clips: one face per clip, moving a little from frame to frame ----------------------
+
+CLIP_CHUNK = 16  # clips drawn per random stream (prefix-stable, like CHUNK)
+# Expression parameters that move within a clip: (largest change per frame, range).
+_MOTION = {"opening": (0.006, 0.0, 0.13), "smile": (0.006, -0.04, 0.08),
+           "gaze_u": (0.004, -0.035, 0.035), "gaze_v": (0.002, -0.015, 0.015),
+           "yaw": (0.006, -0.07, 0.07), "brow_v": (0.004, 0.2, 0.3)}
+# Pose drift per frame: relative scale, rotation (radians), shift (x image size).
+_DRIFT_SCALE, _DRIFT_ANGLE, _DRIFT_SHIFT = 0.015, 0.03, 0.012
+
+
+def _moving_face(rng: np.random.Generator, n: int, length: int) -> _Face:
+    """n faces, each repeated over `length` frames with its expression drifting at a
+    constant per-clip rate (clipped to the parameter's range): smooth, small motion."""
+    base = _draw_face(rng, n)
+    t = (np.arange(length, dtype=np.float32) - (length - 1) / 2)[None, :, None, None]
+    fields = {}
+    for name in base.__dataclass_fields__:
+        value = np.repeat(getattr(base, name)[:, None], length, axis=1)  # (n, T, 1, 1)
+        if name in _MOTION:
+            step, lo, hi = _MOTION[name]
+            rate = rng.uniform(-step, step, (n, 1, 1, 1)).astype(np.float32)
+            value = np.clip(value + rate * t, lo, hi).astype(np.float32)
+        fields[name] = value.reshape(n * length, 1, 1)
+    return _Face(**fields)
+
+
+def _moving_pose(rng: np.random.Generator, n: int, length: int, size: int, pts: np.ndarray
+                 ) -> _Pose:
+    """Per-frame poses (n * length,): a random start pose drifting at a constant rate, then
+    one shrink and shift per clip so that every frame's points fit inside the image."""
+    start = _draw_pose(rng, n, size, pts.reshape(n, length, -1, 2)[:, (length - 1) // 2])
+    t = np.arange(length) - (length - 1) / 2
+    ds, da = rng.uniform(-1, 1, (2, n, 1)) * np.array([_DRIFT_SCALE, _DRIFT_ANGLE])[:, None, None]
+    dxy = rng.uniform(-_DRIFT_SHIFT, _DRIFT_SHIFT, (2, n, 1)) * size
+
+    def frames(a: np.ndarray, rate: np.ndarray, relative: bool = False) -> np.ndarray:
+        return (a[:, None] * (1 + rate * t) if relative else a[:, None] + rate * t).ravel()
+
+    scale = frames(start.scale, ds, relative=True)
+    angle, cx, cy = frames(start.angle, da), frames(start.cx, dxy[0]), frames(start.cy, dxy[1])
+    lo, hi = 1.0, size - 2.0
+    p = _Pose(scale, angle, cx, cy).forward(pts).reshape(n, -1, 2)
+    span = (p.max(axis=1) - p.min(axis=1)).max(axis=1)
+    shrink = np.repeat(np.minimum(1.0, (hi - lo) / np.maximum(span, 1e-6)), length)
+    # shrink about each clip's mean centre, so the clip's motion keeps its shape
+    mx, my = (np.repeat(c.reshape(n, length).mean(1), length) for c in (cx, cy))
+    cx, cy = mx + (cx - mx) * shrink, my + (cy - my) * shrink
+    p = _Pose(scale * shrink, angle, cx, cy).forward(pts).reshape(n, -1, 2)
+    shift = np.maximum(lo - p.min(axis=1), 0) - np.maximum(p.max(axis=1) - hi, 0)
+    return _Pose(scale * shrink, angle, cx + np.repeat(shift[:, 0], length),
+                 cy + np.repeat(shift[:, 1], length))
+
+
+def _clip_chunk(seed: int, index: int, length: int, size: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CLIP_CHUNK clips of `length` frames from their own random stream (apart from the
+    still faces' streams): images, 68 points, 5 points, frames of a clip consecutive."""
+    rng = np.random.default_rng([seed, 1 << 20, length, index])
+    face = _moving_face(rng, CLIP_CHUNK, length)
+    canon = _points68(face)
+    pts5 = np.concatenate([_iris_centres(face), canon[:, FIVE_FROM_68]], axis=1)
+    pose = _moving_pose(rng, CLIP_CHUNK, length, size, np.concatenate([canon, pts5], axis=1))
+    labels = np.zeros((CLIP_CHUNK * length, size + 1, size + 1), np.uint8)
+    _paint(labels, pose, face)
+    palette = np.repeat(_palette(rng, CLIP_CHUNK), length, axis=0)
+    images = _finish(rng, labels, palette, per=length)
+    return images, pose.forward(canon), pose.forward(pts5)
+
+
+def synthetic_clips(n: int, length: int, scheme: str = "5pt", size: int = 80, seed: int = 0
+                    ) -> FaceSet:
+    """`n` clips of `length` frames of one drawn face each, as n * length rows: frame t of
+    clip c is row c * length + t. Within a clip the face keeps its identity, colours and
+    background while its pose (scale, rotation, position) and expression (mouth, smile,
+    gaze, yaw, brows) drift a little from frame to frame; landmarks are exact per frame.
+    Deterministic from (seed, length) and prefix-stable in the clips."""
+    loc = SourceLoc("<synthetic>")
+    if scheme not in SCHEMES:
+        raise DataError.at(loc, f"unknown landmark scheme {scheme!r}",
+                           hint=f"use one of: {', '.join(SCHEMES)}")
+    if n < 0 or length < 1 or size < 16:
+        raise DataError.at(loc, f"need n >= 0 clips of length >= 1 and size >= 16, got n={n}, "
+                                f"length={length}, size={size}")
+    parts = [_clip_chunk(seed, i, length, size) for i in range(-(-n // CLIP_CHUNK))]
+    k, rows = (5 if scheme == "5pt" else 68), n * length
+    if parts:
+        images = np.concatenate([p[0] for p in parts])[:rows]
+        pts = np.concatenate([p[2] if k == 5 else p[1] for p in parts])[:rows]
+    else:
+        images, pts = np.zeros((0, size, size, 3), np.uint8), np.zeros((0, k, 2))
+    return FaceSet(name=f"synthetic{k}_clips", scheme=scheme, landmarks=pts.astype(np.float32),
+                   visible=np.ones((rows, k), bool), images=images)

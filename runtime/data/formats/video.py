@@ -5,7 +5,8 @@ in ``<clip>/imgs``, ``frames``, ``images`` or beside the .pts; coordinates as in
 `pts`), and a YouTube-Faces ``frames.csv`` (see `csv_table`) whose file names encode
 the clip: ``<Person>_<video>_<n>_<frame>.jpg``, or the compact ``<Person>_<v><f>.jpg``
 (two digits: clip digit, frame digit) of the shared ytf68 set. `clip_ids` recovers
-(clip, frame) from paths, so it also works on subsets.
+(clip, frame) from paths, so it also works on subsets; `person_ids` the person (the clip
+id without its video/clip numbers), by which clip training splits validation.
 """
 
 from __future__ import annotations
@@ -49,6 +50,21 @@ def clip_ids(faces: FaceSet) -> tuple[np.ndarray, np.ndarray]:
     keys = [clip_key(p) for p in faces.paths]
     return (np.array([k[0] for k in keys], dtype=str),
             np.array([k[1] for k in keys], dtype=np.int64))
+
+
+def person_key(clip: str) -> str:
+    """The person of a clip id: the id without its trailing numeric `_` tokens
+    (``Valerie_Harper_3`` -> ``Valerie_Harper``, ``Al_Gore_2_1`` -> ``Al_Gore``); an all-numeric
+    id (a 300-VW clip folder such as ``001``) is its own person."""
+    tokens = clip.split("_")
+    while len(tokens) > 1 and tokens[-1].isdigit():
+        tokens.pop()
+    return "_".join(tokens)
+
+
+def person_ids(faces: FaceSet) -> np.ndarray:
+    """Per-row person ids (str array): validation splits by them, never by frame."""
+    return np.array([person_key(c) for c in clip_ids(faces)[0]], dtype=str)
 
 
 def sequences(faces: FaceSet, length: int, max_gap: int | None = None) -> np.ndarray:
