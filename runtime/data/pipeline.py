@@ -62,41 +62,36 @@ def _usable_rows(faces: FaceSet, crops: np.ndarray | None, cfg: DataConfig,
                  report: bool = False) -> np.ndarray:
     """Rows with a usable crop; under on_error: skip the others are dropped (and counted on
     stderr when `report`), else they are an error."""
-    rows = np.arange(len(faces))
-    if crops is None:
-        return rows
-    bad = ~np.isfinite(crops).all(axis=1)
-    if not bad.any():
-        return rows
-    shown = ", ".join(_source_name(faces, int(i)) for i in rows[bad][:3])
-    what = f"no usable crop: {cfg.crop} (no visible landmarks or an empty box), e.g. {shown}"
-    if cfg.on_error == "raise":
-        raise ValueError(f"{int(bad.sum())} row(s) of '{faces.name}' have {what}; set "
-                         "on_error: skip to drop them")
-    if report:
-        n = f"{int(bad.sum()):,} of {len(faces):,}"
-        print(f"data.on_error: skip: skipped {n} rows of '{faces.name}' with "  # noqa: T201
-              f"{what}", file=sys.stderr, flush=True)
-    return rows[~bad]
+    return _usable(faces, crops, cfg, lambda i: int(i), "row", "no visible landmarks or an "
+                   "empty box", report)
 
 
 def _usable_windows(faces: FaceSet, windows: np.ndarray, crops: np.ndarray | None,
                     cfg: DataConfig) -> np.ndarray:
-    """Window ids with a usable crop (`_usable_rows` for clips): under on_error: skip the
-    others are dropped and counted on stderr, else they are an error."""
-    ids = np.arange(len(windows))
+    """Window ids with a usable crop (`_usable_rows` for clips, named by first frame)."""
+    return _usable(faces, crops, cfg, lambda i: int(windows[i, 0]), "clip",
+                   "no visible landmarks in any frame", True, n=len(windows))
+
+
+def _usable(faces: FaceSet, crops: np.ndarray | None, cfg: DataConfig,
+            row_of: Callable[[int], int],
+            unit: str, why: str, report: bool, n: int | None = None) -> np.ndarray:
+    """Ids (0..n-1) whose crop is finite: the others raise, or are dropped under
+    on_error: skip (counted on stderr when `report`, naming up to three by their row)."""
+    ids = np.arange(len(faces) if n is None else n)
     if crops is None:
         return ids
     bad = ~np.isfinite(crops).all(axis=1)
     if not bad.any():
         return ids
-    shown = ", ".join(_source_name(faces, int(windows[i, 0])) for i in ids[bad][:3])
-    what = f"no usable crop: {cfg.crop} (no visible landmarks in any frame), e.g. from {shown}"
+    shown = ", ".join(_source_name(faces, row_of(i)) for i in ids[bad][:3])
+    what = f"no usable crop: {cfg.crop} ({why}), e.g. {'from ' if unit == 'clip' else ''}{shown}"
     if cfg.on_error == "raise":
-        raise ValueError(f"{int(bad.sum())} clip(s) of '{faces.name}' have {what}; set "
+        raise ValueError(f"{int(bad.sum())} {unit}(s) of '{faces.name}' have {what}; set "
                          "on_error: skip to drop them")
-    print(f"data.on_error: skip: skipped {int(bad.sum()):,} of {len(windows):,} clips of "  # noqa: T201
-          f"'{faces.name}' with {what}", file=sys.stderr, flush=True)
+    if report:
+        print(f"data.on_error: skip: skipped {int(bad.sum()):,} of {len(ids):,} {unit}s of "  # noqa: T201
+              f"'{faces.name}' with {what}", file=sys.stderr, flush=True)
     return ids[~bad]
 
 
