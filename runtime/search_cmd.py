@@ -228,24 +228,29 @@ def trial_figures(rows: Sequence[Mapping[str, Any]], objective: str) -> dict[str
     return out
 
 
-def run_trial(ctx: TrialContext, point: dict[str, float], trial: int) -> dict[str, Any]:
+def run_trial(ctx: TrialContext, point: dict[str, float], trial: int,
+              seed: int | None = None) -> dict[str, Any]:
     """The search objective: train the spec at `point`, return its best validation figure.
 
     Top level (and `ctx` plain data) so a process pool can send it to a worker.
     A leftover DIR/trials/NNN from an interrupted run is cleared and retrained, so a
     resumed search gives the trial the same result an uninterrupted one would.
+    `seed` (a noise replicate's) overrides the budget's train.seed.
     """
     limit_threads(ctx.threads_for(trial))
     from runtime.fit import fit_spec
+    from runtime.search.quiet import retracing_silenced
 
-    overrides = [*ctx.overrides, *point_overrides(point)]
+    overrides = [*ctx.overrides, *point_overrides(point),
+                 *([] if seed is None else [f"train.seed={seed}"])]
     spec = load_spec(ctx.spec_file, overrides)
     run_dir = trial_dir(ctx.study_dir, trial)
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     try:
-        with open(run_dir / TRIAL_LOG, "w") as log, contextlib.redirect_stderr(log):
+        with (open(run_dir / TRIAL_LOG, "w") as log, contextlib.redirect_stderr(log),
+              retracing_silenced()):
             fit_spec(spec, run_dir, data=ctx.data, data_format=ctx.data_format,
                      overrides=overrides, explicit_dir=True, quiet=True)
     finally:
@@ -281,7 +286,7 @@ class Progress:
     def line(self, rec: TrialRecord) -> str:
         if rec.ok and (self.best is None or rec.objective < self.best.objective):
             self.best = rec
-        head = f"trial {rec.trial:>3}/{self.max_trials} {rec.kind:<8} {format_point(rec.point)}"
+        head = f"trial {rec.trial:>3}/{self.max_trials} {rec.kind:<9} {format_point(rec.point)}"
         if rec.kind == "proposal" and rec.predicted is not None:
             head += f" (f_hat {figure(self.objective, rec.predicted)}, degree {rec.degree})"
         body = (f"{self.objective} {figure(self.objective, rec.objective)}" if rec.ok
@@ -321,6 +326,8 @@ def summary(result: SearchResult, report: Path, plot: Path | None, seconds: floa
             objective: str = "val_loss") -> str:
     """The closing lines: beta_hat, f_hat_min vs f_min, best trial, where the report is."""
     lines = [f"search stopped: {result.reason}"]
+    if result.noise is not None:
+        lines.append(result.noise.text(objective))
     prop = result.proposal
     if prop is not None:
         gap = (abs(prop.predicted - prop.objective)

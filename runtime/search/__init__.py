@@ -12,16 +12,19 @@ from typing import Any
 
 _WHERE = {
     "Job": "executors", "Outcome": "executors", "call_objective": "executors",
-    "run_trials": "executors",
-    "SearchResult": "loop", "initial_jobs": "loop", "run_search": "loop",
-    "search_steps": "loop",
+    "run_trials": "executors", "takes_seed": "executors",
+    "SearchResult": "loop", "exploration_point": "loop", "initial_jobs": "loop",
+    "run_search": "loop", "search_steps": "loop",
+    "NoiseEstimate": "noise", "estimate_noise": "noise",
     "Minimum": "minimize", "minimize_surrogate": "minimize", "sample_feasible": "minimize",
     "format_report": "report", "plot_slices": "report", "write_report": "report",
-    "InitialDesign": "space", "LinearConstraint": "space", "SearchConfig": "space",
+    "InitialDesign": "space", "LinearConstraint": "space", "NoiseDesign": "space",
+    "RelativePhi": "space", "SearchConfig": "space",
     "SearchSpace": "space", "TrialBudget": "space", "load_search_config": "space",
     "STUDY_FILE": "study", "StudyLog": "study", "TrialRecord": "study", "read_study": "study",
     "trial_dir": "study",
-    "Surrogate": "surrogate", "fit_surrogate": "surrogate", "polynomial_terms": "surrogate",
+    "FitQuality": "surrogate", "Surrogate": "surrogate", "fit_surrogate": "surrogate",
+    "polynomial_terms": "surrogate",
 }
 __all__ = sorted(_WHERE)
 

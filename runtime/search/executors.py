@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 import concurrent.futures as cf
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+import inspect
 import math
 import multiprocessing
 import numbers
@@ -19,15 +20,16 @@ import traceback
 from typing import Any, Literal
 
 from compiler.diagnostics import UNKNOWN_LOC, SourceLoc, SpecError
+from runtime.search.study import Kind
 
-# objective(point, trial_id) -> f, or a mapping {objective: f, run_dir: ..., other metrics}
-Objective = Callable[[dict[str, float], int], Any]
-Kind = Literal["initial", "proposal"]
+# objective(point, trial_id) -> f, or a mapping {objective: f, run_dir: ..., other metrics};
+# an objective with a `seed` parameter is also given the trial's training seed (seed=...)
+Objective = Callable[..., Any]
 
 
 @dataclass(frozen=True)
 class Job:
-    """One trial to run, and why it is run (`predicted`/`degree` only for proposals)."""
+    """One trial to run, and why it is run (`predicted`/`degree`: proposals, explorations)."""
 
     trial: int
     point: tuple[tuple[str, float], ...]
@@ -54,11 +56,21 @@ class Outcome:
     metrics: Mapping[str, float] = field(default_factory=dict)
 
 
+def takes_seed(fn: Objective) -> bool:
+    """Does `fn` accept a `seed` keyword (so noise replicates can vary it)?"""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return "seed" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
 def call_objective(fn: Objective, job: Job) -> Outcome:
     """Run one job, timing it; exceptions and non-finite values become failed outcomes."""
     start = time.perf_counter()
     try:
-        value = fn(job.params, job.trial)
+        value = (fn(job.params, job.trial, seed=job.seed) if takes_seed(fn)
+                 else fn(job.params, job.trial))
     except Exception as exc:  # noqa: BLE001 - a failing trial must not end the search
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return Outcome(job.trial, None, time.perf_counter() - start, "failed", last)

@@ -16,21 +16,27 @@ from runtime.search.study import TrialRecord
 
 
 def _num(v: float | None, width: int = 10) -> str:
+    """A param value: fixed point, since params live on [lo, hi] ranges like [0, 1]."""
     return f"{'-':>{width}}" if v is None else f"{v:>{width}.4f}"
+
+
+def _obj(v: float | None, width: int = 10) -> str:
+    """An objective value: significant digits, since losses of 0.0023 vs 0.0026 must differ."""
+    return f"{'-':>{width}}" if v is None else f"{v:>{width}.4g}"
 
 
 def _trials_table(result: SearchResult) -> list[str]:
     names = result.space.names
-    head = (f"{'trial':>5}  {'kind':<8} {'status':<6} "
+    head = (f"{'trial':>5}  {'kind':<9} {'status':<6} "
             + " ".join(f"{n[:10]:>10}" for n in names)
-            + f" {'objective':>10} {'predicted':>10} {'deg':>3} {'seconds':>8}")
+            + f" {'objective':>10} {'predicted':>10} {'deg':>3} {'seed':>4} {'seconds':>8}")
     lines = [head]
     for r in result.records:
         lines.append(
-            f"{r.trial:>5}  {r.kind:<8} {r.status:<6} "
+            f"{r.trial:>5}  {r.kind:<9} {r.status:<6} "
             + " ".join(_num(r.point.get(n)) for n in names)
-            + f" {_num(r.objective)} {_num(r.predicted)} "
-            + f"{'-' if r.degree is None else r.degree:>3} {r.seconds:>8.1f}"
+            + f" {_obj(r.objective)} {_obj(r.predicted)} "
+            + f"{'-' if r.degree is None else r.degree:>3} {r.seed:>4} {r.seconds:>8.1f}"
             + (f"  {r.error}" if r.error else ""))
     return lines
 
@@ -39,20 +45,52 @@ def _point(r: TrialRecord) -> str:
     return "(" + ", ".join(f"{k}={v:.4f}" for k, v in r.point.items()) + ")"
 
 
+def _counts(result: SearchResult) -> str:
+    kinds = [r.kind for r in result.records]
+    parts = [f"{kinds.count('initial')} initial"]
+    for kind, one, many in (("replicate", "noise replicate", "noise replicates"),
+                            ("proposal", "proposal", "proposals"),
+                            ("explore", "exploration", "explorations")):
+        n = kinds.count(kind)
+        if n or kind == "proposal":
+            parts.append(f"{n} {one if n == 1 else many}")
+    return ", ".join(parts)
+
+
+def noise_lines(result: SearchResult) -> list[str]:
+    """The noise estimate and the threshold the stop rule used (with a warning when an
+    absolute phi lies below the measured noise)."""
+    out = []
+    if result.noise is not None:
+        out.append(result.noise.text())
+    if result.phi is not None:
+        out.append(f"phi (stop when |f_hat_min - f_min| < phi): {result.phi_text}")
+        if result.noise is not None and result.phi < result.noise.sd and \
+                "noise sd" not in result.phi_text:
+            out.append(f"  note: phi is below the noise sd {result.noise.sd:.4g}: a gap that "
+                       "small is met by luck; consider phi: {noise: 1} or more")
+    return out
+
+
 def format_report(result: SearchResult) -> str:
     """A plain-text summary: trials, fitted coefficients, beta_hat, predicted vs measured."""
     space = result.space
-    n_init = sum(r.kind == "initial" for r in result.records)
-    n_prop = len(result.records) - n_init
     lines = [f"search over {', '.join(space.names)}: {len(result.records)} trials "
-             f"({n_init} initial, {n_prop} proposal{'' if n_prop == 1 else 's'})"]
+             f"({_counts(result)})"]
     lines += [f"constraint: {c.text}" for c in space.constraints]
     lines.append(f"stopped: {result.reason}")
+    lines += noise_lines(result)
     lines += ["", *_trials_table(result), ""]
     fit = result.surrogate
     if fit is not None:
-        lines.append(f"surrogate: degree {fit.degree} ({fit.form}), {fit.method} on "
-                     f"{fit.n_points} points, R^2 = {fit.r2:.4f}, RMSE = {fit.rmse:.4g}")
+        form = "log f (f_hat = exp(poly))" if fit.transform == "log" else "f"
+        loo = "n/a" if fit.loo_rmse is None else f"{fit.loo_rmse:.4g}"
+        lines.append(f"surrogate: degree {fit.degree} ({fit.form}) fitted to {form}, "
+                     f"{fit.method} on {fit.n_points} points, R^2 = {fit.r2:.4f}, "
+                     f"RMSE = {fit.rmse:.4g}, leave-one-out RMSE = {loo}")
+        if len(fit.compared) > 1:
+            lines.append("  forms compared (R^2 and errors in f's units; the first is used):")
+            lines += [f"    {q.text()}" for q in fit.compared]
         lines += [f"  note: {n}" for n in fit.notes]
         lines.append(f"  {fit.equation()}")
         width = max(len(name) for name, _ in fit.coefficients())
@@ -63,12 +101,12 @@ def format_report(result: SearchResult) -> str:
         lines.append(f"beta_hat (trial {prop.trial}) = {_point(prop)}")
         gap = (None if prop.objective is None or prop.predicted is None
                else abs(prop.objective - prop.predicted))
-        lines.append(f"predicted f_hat_min = {_num(prop.predicted, 0)}, measured f_min = "
-                     f"{_num(prop.objective, 0)}, gap = {_num(gap, 0)}")
+        lines.append(f"predicted f_hat_min = {_obj(prop.predicted, 0)}, measured f_min = "
+                     f"{_obj(prop.objective, 0)}, gap = {_obj(gap, 0)}")
     best = result.best
     if best is not None:
         lines.append(f"best measured: trial {best.trial} ({best.kind}), objective "
-                     f"{best.objective:.4f} at {_point(best)}")
+                     f"{best.objective:.4g} at {_point(best)}")
     if result.events:
         lines += ["", "events:", *(f"  {e}" for e in result.events)]
     return "\n".join(lines) + "\n"
@@ -102,7 +140,8 @@ def plot_slices(result: SearchResult, path: str | os.PathLike[str]) -> Path | No
         feasible = space.contains_rows(xs)
         ax.plot(grid, np.where(feasible, yhat, np.nan), "-", color="C0", label="f_hat")
         ax.plot(grid, np.where(feasible, np.nan, yhat), ":", color="C0", alpha=0.6)
-        for kind, marker, color in (("initial", "o", "0.45"), ("proposal", "^", "C1")):
+        for kind, marker, color in (("initial", "o", "0.45"), ("replicate", "x", "0.45"),
+                                    ("proposal", "^", "C1"), ("explore", "s", "C2")):
             pts = [r for r in ok if r.kind == kind]
             if pts:
                 ax.scatter([r.point[name] for r in pts], [r.objective for r in pts],

@@ -19,6 +19,7 @@ from compiler.diagnostics import UNKNOWN_LOC, SourceLoc, SpecError, did_you_mean
 from compiler.params import OpParams, coerce_params, param
 
 Form = Literal["per_variable", "full"]
+Transform = Literal["none", "log", "auto"]
 _FEAS_TOL = 1e-9  # relative slack when checking a point against bounds/constraints
 
 
@@ -53,6 +54,31 @@ class TrialBudget(OpParams):
         if self.epochs is not None and self.steps is not None:
             return [("steps", "give epochs or steps, not both")]
         return []
+
+
+@dataclass(frozen=True)
+class NoiseDesign(OpParams):
+    """`search.noise`: how the objective's run-to-run noise (seed, shuffling) is measured.
+
+    The first initial point is trained again with `replicates` other seeds (the
+    trial seed + 1, + 2, ...); the sample standard deviation of its 1 + replicates
+    values is the noise estimate sigma_hat. Replicates run with the initial design and
+    count towards max_trials; they are left out of the fit (one value per point).
+    """
+
+    replicates: int = param(0, "extra runs of the first initial point with other seeds "
+                            "(0: the noise is not measured)", min=0)
+
+
+@dataclass(frozen=True)
+class RelativePhi(OpParams):
+    """`search.phi: {noise: k}`: the stopping threshold as a multiple of sigma_hat."""
+
+    noise: float = param(doc="phi = noise * sigma_hat, the measured noise standard "
+                         "deviation (needs search.noise.replicates >= 2)", min=0)
+
+    def problems(self) -> list[tuple[str, str]]:
+        return [] if self.noise > 0 else [("noise", "must be > 0, found 0")]
 
 
 @dataclass(frozen=True)
@@ -203,11 +229,18 @@ def chebyshev_radius(space: SearchSpace) -> float | None:
 
 @dataclass(frozen=True)
 class SearchConfig(OpParams):
-    """A spec's `search:` section: the polynomial-regression outer search (Table 1)."""
+    """A spec's `search:` section: the polynomial-regression outer search (Table 1).
+
+    Beyond the paper: `noise` measures the run-to-run sd that `phi: {noise: k}` is
+    relative to, `transform` offers a positive log-form surrogate, and `min_distance`
+    keeps a measured point from being trained twice (see runtime.search.loop).
+    """
 
     params: Mapping[str, Any] = param(doc="searched spec params: name -> [lo, hi]")
-    phi: float = param(doc="stop when |f_hat_min - f_min| < phi (the paper's phi_r), "
-                       "in units of the objective", min=0)
+    # {noise: k} becomes a RelativePhi in __post_init__ (the annotation is what YAML gives)
+    phi: float | Mapping[str, Any] = param(
+        doc="stop when |f_hat_min - f_min| < phi (the paper's phi_r): a number in units of "
+        "the objective, or {noise: k} for k times the measured noise sd (see noise)", min=0)
     constraints: tuple[Mapping[str, Any], ...] = param(
         (), "linear constraints R(beta): {sum: [names], le: c} or "
         "{coeffs: {name: a, ...}, le: c}; ge: instead of le for >=")
@@ -215,13 +248,26 @@ class SearchConfig(OpParams):
         InitialDesign(), "initial design {count: 15, seed: 0, points: [...]}")
     trial: TrialBudget | Mapping[str, Any] = param(
         TrialBudget(), "per-trial budget {epochs | steps, objective, seed}")
+    noise: NoiseDesign | Mapping[str, Any] = param(
+        NoiseDesign(), "noise measurement {replicates: N}: the first initial point trained "
+        "again with N other seeds; report.txt gives the sd and how many runs it is from")
     form: Form = param("per_variable", "per_variable: powers of each param, no cross terms "
                        "(the paper's eq. 4); full: every monomial up to the degree")
+    transform: Transform = param(
+        "none", "none: fit the polynomial to f; log: fit it to log f (a positive surrogate "
+        "exp(poly) for a positive objective such as a loss); auto: the one with the lower "
+        "leave-one-out error (log only when every f > 0)")
+    min_distance: float = param(
+        0.01, "a proposal closer than this to a measured point (largest difference over "
+        "params, as a fraction of each range) is not trained again: the degree is raised, "
+        "then the feasible point farthest from all measured ones is explored", min=0, max=1,
+        max_exclusive=True)
     degree: int = param(2, "polynomial degree of the first fit", min=1)
     degree_max: int = param(4, "highest degree the fit may be raised to when it stalls", min=1)
     patience: int = param(2, "unproductive proposals in a row that count as a stalled fit",
                           min=1)
-    max_trials: int = param(30, "total trial budget, initial design included", min=2)
+    max_trials: int = param(30, "total trial budget: initial design, noise replicates, "
+                            "proposals and explorations", min=2)
     workers: int = param(1, "trials run at once (1: serial in this process)", min=1)
     executor: Literal["local", "ray"] = param("local", "local: serial or a process pool; "
                                                "ray: a Ray cluster (pip install netspec[ray])")
@@ -229,7 +275,7 @@ class SearchConfig(OpParams):
 
     def __post_init__(self) -> None:
         # Nested sections arrive as mappings from YAML; keep them typed once valid.
-        for name, cls in (("initial", InitialDesign), ("trial", TrialBudget)):
+        for name, cls in _NESTED:
             value = getattr(self, name)
             if isinstance(value, Mapping):
                 parsed, _ = coerce_params(cls, value, UNKNOWN_LOC)
@@ -250,6 +296,15 @@ class SearchConfig(OpParams):
                                "load the config with load_search_config")
         return self.trial
 
+    @property
+    def replicates(self) -> int:
+        return self.noise.replicates if isinstance(self.noise, NoiseDesign) else 0
+
+    @property
+    def phi_noise(self) -> float | None:
+        """k of `phi: {noise: k}`; None when phi is an absolute number."""
+        return self.phi.noise if isinstance(self.phi, RelativePhi) else None
+
     def space(self, loc: SourceLoc = UNKNOWN_LOC) -> SearchSpace:
         """The numeric search space; raises SpecError when the settings are invalid."""
         space, problems = _build_space(self, loc)
@@ -259,7 +314,7 @@ class SearchConfig(OpParams):
 
     def problems(self) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
-        for name, cls in (("initial", InitialDesign), ("trial", TrialBudget)):
+        for name, cls in _NESTED:
             value = getattr(self, name)
             if isinstance(value, Mapping):
                 _, diags = coerce_params(cls, value, UNKNOWN_LOC)
@@ -267,12 +322,26 @@ class SearchConfig(OpParams):
         if self.degree_max < self.degree:
             out.append(("degree_max", f"must be >= degree ({self.degree}), "
                         f"found {self.degree_max}"))
-        if isinstance(self.initial, InitialDesign) and self.max_trials <= self.initial.count:
-            out.append(("max_trials", f"must exceed the initial design size "
-                        f"({self.initial.count}) so at least one proposal is tried, "
-                        f"found {self.max_trials}"))
+        if isinstance(self.initial, InitialDesign) and isinstance(self.noise, NoiseDesign):
+            first = self.initial.count + self.replicates
+            what = (f"the initial design size ({self.initial.count})" if not self.replicates
+                    else f"the initial design and the noise replicates ({self.initial.count}"
+                    f" + {self.replicates})")
+            if self.max_trials <= first:
+                out.append(("max_trials", f"must exceed {what} so at least one proposal is "
+                            f"tried, found {self.max_trials}"))
+        if isinstance(self.phi, RelativePhi) and isinstance(self.noise, NoiseDesign) \
+                and self.replicates < 2:
+            out.append(("phi", f"{{noise: {self.phi.noise:g}}} needs the noise measured from "
+                        "3 runs or more: set noise: {replicates: 2} or more (found "
+                        f"{self.replicates}), or give phi as a number"))
         _space, space_problems = _build_space(self, UNKNOWN_LOC)
         return out + space_problems
+
+
+_NESTED: tuple[tuple[str, type[OpParams]], ...] = (
+    ("initial", InitialDesign), ("trial", TrialBudget), ("noise", NoiseDesign),
+    ("phi", RelativePhi))
 
 
 def load_search_config(raw: Mapping[str, Any], loc: SourceLoc = UNKNOWN_LOC, *,

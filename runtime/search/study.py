@@ -11,22 +11,27 @@ from dataclasses import asdict, dataclass, field
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from compiler.diagnostics import SourceLoc, SpecError
 
 STUDY_FILE = "study.jsonl"
+# initial: the random design; replicate: the first initial point with another seed (noise);
+# proposal: the surrogate's minimum; explore: the feasible point farthest from all measured
+# ones, trained instead of a proposal that repeats a measured point
+Kind = Literal["initial", "replicate", "proposal", "explore"]
+KINDS: tuple[str, ...] = get_args(Kind)
 
 
 @dataclass(frozen=True)
 class TrialRecord:
     """One finished trial. `predicted` (f_hat at the point) and `degree` are set for
-    proposals; `objective` is None for failed trials."""
+    proposals and explorations; `objective` is None for failed trials."""
 
     trial: int
     point: Mapping[str, float]
     objective: float | None
-    kind: Literal["initial", "proposal"]
+    kind: Kind
     status: Literal["ok", "failed"]
     seed: int
     seconds: float
@@ -50,7 +55,7 @@ class TrialRecord:
     def from_json(cls, data: Mapping[str, Any]) -> TrialRecord:
         point = {str(k): float(v) for k, v in dict(data["point"]).items()}
         obj = data.get("objective")
-        if data["kind"] not in ("initial", "proposal") or data["status"] not in ("ok", "failed"):
+        if data["kind"] not in KINDS or data["status"] not in ("ok", "failed"):
             raise ValueError(f"bad kind/status {data['kind']!r}/{data['status']!r}")
         return cls(
             trial=int(data["trial"]), point=point, objective=None if obj is None else float(obj),

@@ -36,3 +36,15 @@ def config(**overrides: Any) -> SearchConfig:
     raw: dict[str, Any] = {**SIMPLEX3, "phi": 0.01}
     raw.update(overrides)
     return load_search_config(raw)
+
+
+NOISE_SD = 0.3
+
+
+def noisy_eq4(point: dict[str, float], trial: int, seed: int) -> float:
+    """eq. 4 plus N(0, NOISE_SD) noise fixed by (seed, point), like a training run: the
+    same seed at the same point gives the same value, another seed another one."""
+    import numpy as np
+
+    key = [seed, *(int(round(v * 1e6)) for v in point.values())]
+    return eq4(point, trial) + float(np.random.default_rng(key).normal(0.0, NOISE_SD))

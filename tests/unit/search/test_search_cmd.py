@@ -180,7 +180,7 @@ def test_progress_lines_track_the_best_so_far() -> None:
                            "ok" if obj is not None else "failed", 0, 12.34, **kw)
 
     prog = search_cmd.Progress("val_loss", 9, previous=[rec(1, 0.4)])
-    assert prog.line(rec(2, 0.5)) == ("trial   2/9 initial  a=0.2500 b=0.5000  val_loss 0.5  "
+    assert prog.line(rec(2, 0.5)) == ("trial   2/9 initial   a=0.2500 b=0.5000  val_loss 0.5  "
                                       "12.3 s  best 0.4 (trial 1)")
     line = prog.line(rec(3, 0.25, "proposal", predicted=0.2, degree=2))
     assert "(f_hat 0.2, degree 2)" in line and line.endswith("best 0.25 (trial 3)")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
@@ -74,22 +72,6 @@ def test_stalling_at_degree_max_stops_the_search() -> None:
     assert not result.converged
     assert result.reason.startswith("stalled at degree_max = 2: 1 unproductive proposal")
     assert len(result.records) < 30
-
-
-def test_a_proposal_repeating_a_trial_point_is_unproductive() -> None:
-    def slope(p: dict[str, float], _t: int) -> float:  # minimum at the x = 1 bound
-        return -p["x"] + 0.05 * math.cos(40 * p["x"])
-
-    cfg = load_search_config({"params": {"x": [0, 1]}, "phi": 1e-6, "patience": 1,
-                              "initial": {"count": 6, "points": [{"x": 1.0}]}})
-    result = run_search(cfg, slope)
-    props = [r for r in result.records if r.kind == "proposal"]
-    assert [(r.trial, r.point["x"], r.degree) for r in props] == [(7, 1.0, 2), (8, 1.0, 3),
-                                                                   (9, 1.0, 4)]
-    assert result.events[0].startswith("trial 7: fit stalled, 1 unproductive proposal(s) in "
-                                       "a row, the last repeats the point of trial 1; degree "
-                                       "raised to 3")
-    assert result.reason.startswith("stalled at degree_max = 4")
 
 
 def test_the_loop_is_a_generator_that_never_calls_an_objective() -> None:

@@ -125,7 +125,7 @@ def test_nested_sections_and_cross_field_rules() -> None:
         {"params": TWO, "phi": 1, "max_trials": 15})
     assert "2 fixed points but count is 1" in errors(
         {"params": TWO, "phi": 1, "initial": {"count": 1, "points": [{"b2": 0, "b3": 0}] * 2}})
-    assert "missing required param 'phi' (float)" in errors({"params": TWO})
+    assert "missing required param 'phi' (float or mapping)" in errors({"params": TWO})
     missing = errors({"params": TWO, "phi": 1, "max_trail": 3})
     assert "unknown param 'max_trail'" in missing and "did you mean 'max_trials'?" in missing
 
