@@ -1,9 +1,9 @@
 """MTFL training benchmark: rcn_6branch for a fixed wall-clock budget, then its figures.
 
-Trains through the library API (`runtime.fit.fit_spec` with `train.max_minutes`) on the
+Trains through the library API (`runtime.train.fit.fit_spec` with `train.max_minutes`) on the
 shared MTFL set with the spec's data config (the last 1,000 rows held out), then prints
   - validation NME / FR@0.08 / FR@0.10 / AUC@0.08 of the best epoch's model.keras on the
-    held-out rows (`runtime.evaluate.evaluate_run`, split val);
+    held-out rows (`runtime.evaluate.score_run.evaluate_run`, split val);
   - training img/s from the fit's own step timings (metrics.jsonl: steps and
     train_seconds per epoch, validation excluded; the first epoch, or the first step
     when there is only one epoch, is left out as tracing/compilation);
@@ -97,10 +97,10 @@ def main() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runtime import devices
-    from runtime.evaluate import evaluate_run
-    from runtime.fit import fit_spec
-    from runtime.train_config import train_config
+    from runtime.evaluate.score_run import evaluate_run
+    from runtime.train import devices
+    from runtime.train.fit import fit_spec
+    from runtime.train.train_config import train_config
 
     # the budget, not the epoch count, ends training (an explicit train.epochs wins)
     overrides = ["train.epochs=100000", *args.overrides, f"train.max_minutes={args.minutes}"]

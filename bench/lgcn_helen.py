@@ -5,12 +5,12 @@ detection-less two-face check end to end.
 The budget is shared out by wall clock through `train.max_minutes`: lgcn and its
 `kernel_conv=false` ablation get `--lgcn-share` each, rcn_300w the rest (skipped with
 `--no-rcn`). Every run holds out the same last 10 % of the HELEN rows (`data.val_split:
-0.1`) and is scored there with `netspec eval`'s code (`runtime.evaluate.evaluate_run`,
+0.1`) and is scored there with `netspec eval`'s code (`runtime.evaluate.score_run.evaluate_run`,
 split val; NME / inter-ocular). On a CPU the network is narrowed and run at 48 px by
 default (`--size`, `--filters`, `--local-depth`, `--local-wide`, `--global-depth`; the
 paper: 96, 128, 15, 5, 7), trained with Adam (the paper's momentum SGD needs far more
 epochs than a CPU budget allows). Afterwards two validation faces at a time are put side by side
-(256 x 512) and `runtime.multiface` must find both without a face detector.
+(256 x 512) and `runtime.predict.multiface` must find both without a face detector.
 
     python bench/lgcn_helen.py [--minutes 20] [--out runs/bench_lgcn] [--no-rcn]
                                [--size 48] [--filters 16] [--set K=V ...]
@@ -59,8 +59,8 @@ def common_overrides(args: argparse.Namespace, minutes: float) -> list[str]:
 
 def run(name: str, spec_file: str, overrides: list[str], args: argparse.Namespace,
         shape_model: bool) -> dict[str, Any]:
-    from runtime.evaluate import evaluate_run
-    from runtime.fit import fit_spec
+    from runtime.evaluate.score_run import evaluate_run
+    from runtime.train.fit import fit_spec
 
     out = Path(args.out) / name
     spec = load_spec(REPO / spec_file, overrides)
@@ -84,14 +84,14 @@ def two_face_check(run_dir: Path, args: argparse.Namespace, pairs: int, first: i
     from PIL import Image
 
     from runtime.datasets import load_faces, spec_data_config, split
-    from runtime.multiface import (
+    from runtime.predict.multiface import (
         DetectOptions,
         detect_face_records,
         keras_predictor,
         spec_face_size,
     )
     from runtime.run_dir import load_run
-    from runtime.shape_model import ShapeModel
+    from runtime.shapes.shape_model import ShapeModel
 
     spec, model = load_run(run_dir)
     shape = ShapeModel.load(run_dir / "shape_model.npz")

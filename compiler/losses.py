@@ -4,7 +4,7 @@ kind of values (`producer_problem`: probabilities where logits are read, or the 
 which trains with a wrong or constant loss and no error). Each LossSpec's `needs` says
 what its output must be; compiler/value_kinds.py tells what a layer gives.
 
-runtime/losses.py implements every name here; a test keeps the two key sets equal.
+runtime/train/losses.py implements every name here; a test keeps the two key sets equal.
 Every loss reads y_true = float32 [B, K, 3] (x, y in input-image pixels, visibility)
 and builds its own target, so the data pipeline never depends on the network.
 """

@@ -15,7 +15,7 @@ import types
 import typing
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-from compiler.diagnostics import Diagnostic, SourceLoc, did_you_mean
+from compiler.diagnostics import Diagnostic, SourceLoc, SpecError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -208,3 +208,14 @@ def coerce_params(
 @dataclass(frozen=True)
 class NoParams(OpParams):
     """The params of an op that takes none."""
+
+
+def section_config(cls: type[OpParams], raw: Mapping[str, Any] | None, loc: SourceLoc,
+                   section: str) -> Any:
+    """A spec section (`train:`, `eval:`, ...) as a validated `cls`, or a SpecError listing
+    every bad key at its own line (the section's mapping carries `loc_of`)."""
+    cfg, errors = coerce_params(cls, dict(raw or {}), loc, key_locs=getattr(raw, "loc_of", None),
+                               section=section)
+    if cfg is None:
+        raise SpecError(errors)
+    return cfg

@@ -12,7 +12,7 @@ from __future__ import annotations
 from compiler.api import Spec, expanded_document, load_spec, load_spec_text
 from compiler.diagnostics import SpecError
 from netspec._keras_hook import install_keras_registration_hook
-from netspec._quiet_tf import install_quiet_import_hook
+from runtime.quiet_tf import install_quiet_import_hook
 
 __version__ = "0.1.0"
 __all__ = ["Spec", "SpecError", "__version__", "compile_model", "expanded_document",

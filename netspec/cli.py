@@ -15,7 +15,7 @@ import sys
 import time
 
 from compiler.diagnostics import InternalError, SourceLoc, SpecError
-from netspec._quiet_tf import import_tensorflow
+from runtime.quiet_tf import import_tensorflow
 
 EXAMPLES = """\
 examples:
@@ -160,7 +160,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     spec = _load(args)
     out = Path(args.output) if args.output else default_output_dir(spec)
     ensure_output_dir(out, "-o" if args.output else "the default output folder")
-    from runtime.model_memory import check_fits_in_memory
+    from runtime.train.model_memory import check_fits_in_memory
 
     check_fits_in_memory(spec, None)  # a spec that checks fine may still not fit
     import_tensorflow()  # after the spec's own checks, which need no TensorFlow
@@ -172,7 +172,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from runtime.fit import fit_spec
+    from runtime.train.fit import fit_spec
 
     spec = _load(args)
     import_tensorflow()  # after the spec's own checks, which need no TensorFlow
@@ -184,7 +184,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from runtime.evaluate import bad_eval_overrides
+    from runtime.evaluate.score_run import bad_eval_overrides
 
     bad = bad_eval_overrides(args.overrides)
     if bad:
@@ -193,7 +193,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
               "to change them)", file=sys.stderr)
         return 2
     import_tensorflow()
-    from runtime.evaluate import evaluate_run
+    from runtime.evaluate.score_run import evaluate_run
 
     evaluate_run(Path(args.run), data=args.data, data_format=args.format,
                  normalizer=args.normalizer, as_json=args.json, split_name=args.split,
@@ -215,7 +215,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                                           f"{args.min_confidence}",
                            hint="scores are mean peak-to-mass ratios of the heat maps, in [0, 1]")
     import_tensorflow()
-    from runtime.predict import MIN_CONFIDENCE, predict_run
+    from runtime.predict.predict_files import MIN_CONFIDENCE, predict_run
 
     out = Path(args.output)
     index = predict_run(Path(args.run), [Path(p) for p in args.images], out,
@@ -242,8 +242,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_predict_multiface(args: argparse.Namespace) -> int:
-    """LGCN section 4.3: every face in each image, no face detector (runtime/multiface.py)."""
-    from runtime.multiface import DetectOptions, predict_multiface_run
+    """LGCN section 4.3: every face in each image, no detector (runtime/predict/multiface.py)."""
+    from runtime.predict.multiface import DetectOptions, predict_multiface_run
 
     if args.min_confidence is not None:
         raise SpecError.at(SourceLoc("<command line>"), "--min-confidence is not for "
@@ -267,7 +267,7 @@ def cmd_predict_multiface(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from runtime.search_cmd import search_spec
+    from runtime.search.command import search_spec
 
     spec = _load(args)
     import_tensorflow()  # after the spec's own checks, which need no TensorFlow

@@ -93,7 +93,7 @@ def compile_to_dir(spec: Spec, out: Path, *, mixed_precision: bool = False) -> l
     ensure_output_dir(out)
     model = lower_to_keras(spec.graph, DEFAULT_OPS, mixed_precision=mixed_precision)
     if any(n.init_from for n in spec.graph.nodes):  # composed trained parts: their weights
-        from runtime.initial_weights import initial_weights
+        from runtime.train.initial_weights import initial_weights
 
         initial_weights(model, spec.graph)
     files = [out / f for f in FILES]

@@ -78,7 +78,7 @@ def _onednn() -> Item:
 
 
 def _tensorflow() -> list[Item]:
-    from netspec._quiet_tf import import_tensorflow
+    from runtime.quiet_tf import import_tensorflow
 
     try:
         import_tensorflow()
@@ -212,15 +212,15 @@ def tiny_train_step() -> str:
     pipeline, model and loss; raises unless the loss is finite and the weights moved."""
     import numpy as np
 
-    from netspec._quiet_tf import import_tensorflow
+    from runtime.quiet_tf import import_tensorflow
 
     import_tensorflow()
     from compiler.api import load_spec_text
     from runtime.data.config import data_config
     from runtime.data.pipeline import make_dataset
     from runtime.data.synthetic import synthetic_faceset
-    from runtime.model_setup import build_model
-    from runtime.train_config import train_config
+    from runtime.train.model_setup import build_model
+    from runtime.train.train_config import train_config
 
     spec = load_spec_text(TINY_SPEC, "<doctor>")
     cfg = data_config(spec.section("data"), loc=spec.section("data").loc)

@@ -14,7 +14,8 @@ from compiler.diagnostics import DiagnosticSink, SpecError, did_you_mean
 def check_sections(spec: Spec) -> None:
     """Raise one SpecError listing every problem in the run sections."""
     from runtime.data.config import data_config_for_input, image_input
-    from runtime.train_config import eval_config, train_config
+    from runtime.evaluate.eval_config import eval_config
+    from runtime.train.train_config import train_config
 
     sink = DiagnosticSink()
     image = image_input(spec.graph)

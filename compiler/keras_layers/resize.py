@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from compiler.kernels import bilinear_kernel
-from compiler.ops.resize import match_offsets
+from compiler.ops.shapes import match_offsets
 
 
 def _zero_insert(x: Any, r: int) -> Any:

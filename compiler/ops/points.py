@@ -6,7 +6,7 @@ RCN's denoiser input (`points_to_maps`), maps back to points (`soft_argmax`,
 `argmax_points`), and the plumbing of a recurrence (`fill` for the initial state,
 `stop_gradient`, `split`, `gather_points`, `channel_affine` for recurrent batch norm).
 
-Coordinates follow runtime/decode.py: pixel centres at integers, 0-based, x along the
+Coordinates follow runtime/evaluate/decode.py: pixel centres at integers, 0-based, x along the
 width. With `input_size: S` points are in pixels of an S x S input and the map of side M
 covers the same area: x_map = (x + 0.5)·M/S − 0.5 (`to_map`), and back (`to_input`);
 x uses the map's width, y its height.

@@ -167,16 +167,6 @@ class ResizeToMatchParams(OpParams):
         "center splits the difference, the extra row/column going to the bottom/right")
 
 
-def match_offsets(size: int, target: int, align: str) -> tuple[int, int]:
-    """(before, after) rows to remove (> 0) or add (< 0) so `size` becomes `target`."""
-    diff = size - target
-    if align == "top_left":
-        return 0, diff
-    sign = 1 if diff >= 0 else -1
-    before = sign * (abs(diff) // 2)
-    return before, diff - before
-
-
 def infer_resize_to_match(_p: ResizeToMatchParams, xs: tuple[TensorType, ...]) -> TensorType:
     x, ref = xs
     need_rank(x, 4, "NHWC image", 0)

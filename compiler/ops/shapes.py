@@ -51,3 +51,13 @@ def axis_index(axis: int, x: TensorType) -> int:
         raise ShapeMismatch(f"axis {axis} is out of range for {x} (axis 0 is the batch)",
                             hint=f"use 1..{x.rank - 1}, or -1 for the last axis")
     return axis % x.rank
+
+
+def match_offsets(size: int, target: int, align: str) -> tuple[int, int]:
+    """(before, after) rows to remove (> 0) or add (< 0) so `size` becomes `target`."""
+    diff = size - target
+    if align == "top_left":
+        return 0, diff
+    sign = 1 if diff >= 0 else -1
+    before = sign * (abs(diff) // 2)
+    return before, diff - before

@@ -195,7 +195,7 @@ def target_cases(shapes: tuple[tuple[int, int, int, int], ...]) -> Iterator[Case
     import tensorflow as tf
 
     from compiler.kernels import named_kernel
-    from runtime import targets
+    from runtime.train import targets
 
     for b, h, w, k in shapes:
         size = 80 if h == 80 else 96  # input side: the map is the input's size in these specs
@@ -238,7 +238,7 @@ def loss_cases(shapes: tuple[tuple[int, int, int, int], ...]) -> Iterator[Case]:
     import tensorflow as tf
 
     from compiler.kernels import named_kernel
-    from runtime.losses import make_loss
+    from runtime.train.losses import make_loss
 
     for b, h, w, k in shapes:
         size = 80 if h == 80 else 96

@@ -15,7 +15,7 @@ from scipy.signal import fftconvolve
 from runtime.data import geometry
 from runtime.data.config import REFERENCE_SIZE, AugmentConfig
 from runtime.data.normalize import LCN_SIGMA, LCN_SIZE, gaussian_1d
-from runtime.decode import image_to_map
+from runtime.evaluate.decode import image_to_map
 
 # ---- normalisation ------------------------------------------------------------------------
 

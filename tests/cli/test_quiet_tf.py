@@ -1,4 +1,4 @@
-"""netspec._quiet_tf: TensorFlow's native start-up banner is dropped, nothing else is."""
+"""runtime.quiet_tf: TensorFlow's native start-up banner is dropped, nothing else is."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def run_with_fake_tensorflow(tmp_path: Path, body: str, level: str | None = None
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     if level is not None:
         env["TF_CPP_MIN_LOG_LEVEL"] = level
-    code = ("from netspec._quiet_tf import import_tensorflow\n"
+    code = ("from runtime.quiet_tf import import_tensorflow\n"
             "import_tensorflow()\nprint('imported')")
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, timeout=60)

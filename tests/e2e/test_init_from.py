@@ -53,7 +53,7 @@ def model_weights(run: Path) -> dict[str, list[np.ndarray]]:
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from compiler.api import load_spec
-    from runtime.fit import fit_spec
+    from runtime.train.fit import fit_spec
 
     run = tmp_path_factory.mktemp("stage1") / "run"
     fit_spec(load_spec(SPEC, QUICK), run, data="synthetic", quiet=True)
@@ -101,7 +101,7 @@ def test_warm_start_begins_at_the_source_weights_and_resume_ignores_it(
 def test_frozen_layers_keep_the_source_weights_through_fit(tmp_path: Path,
                                                            source: Path) -> None:
     from compiler.api import load_spec
-    from runtime.fit import fit_spec
+    from runtime.train.fit import fit_spec
 
     spec = load_spec(SPEC, QUICK)
     frozen = ("enc1.conv", "enc2.conv", "enc3.conv", "enc4.conv")

@@ -4,7 +4,7 @@ The run must continue from its last committed epoch (metrics.jsonl epochs 1..N w
 duplicate or gap, the optimizer's iteration count carried over through the checkpoint),
 a kill in the middle of writing model.keras or a checkpoint must leave state.json valid
 JSON and model.keras loadable, a changed spec is refused, and a finished run has nothing
-to do. See Note [Checkpoint commit point] in runtime/callbacks.py.
+to do. See Note [Checkpoint commit point] in runtime/train/callbacks.py.
 """
 
 from __future__ import annotations

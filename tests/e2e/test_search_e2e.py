@@ -110,7 +110,7 @@ def test_search_trains_trials_reports_and_resumes(tmp_path: Path, faces: Path) -
 
 
 def test_a_trial_process_caps_tensorflow_threads() -> None:
-    code = ("from runtime.search_cmd import limit_threads; limit_threads(1); "
+    code = ("from runtime.search.command import limit_threads; limit_threads(1); "
             "import tensorflow as tf; t = tf.config.threading; "
             "print(t.get_intra_op_parallelism_threads(), t.get_inter_op_parallelism_threads())")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

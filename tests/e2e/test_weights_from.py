@@ -52,9 +52,9 @@ def test_module_weights_come_from_a_trained_run(tmp_path: Path) -> None:
 
     from compiler.api import load_spec_text
     from compiler.diagnostics import SpecError
-    from runtime.fit import fit_spec
-    from runtime.model_setup import build_model
-    from runtime.train_config import train_config
+    from runtime.train.fit import fit_spec
+    from runtime.train.model_setup import build_model
+    from runtime.train.train_config import train_config
 
     run = tmp_path / "part"
     fit_spec(load_spec_text(TRAINED, "part.yaml"), run, quiet=True)

@@ -13,8 +13,8 @@ import struct
 import zlib
 
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
 from runtime.data.errors import DataError
 from runtime.data.readers import load_faceset

@@ -293,7 +293,7 @@ def test_out_of_memory_at_build_is_a_located_error() -> None:
     import numpy as np
 
     from compiler.api import load_spec
-    from runtime.model_memory import is_out_of_memory, out_of_memory_error
+    from runtime.train.model_memory import is_out_of_memory, out_of_memory_error
 
     try:
         np.empty(1 << 62, np.uint8)

@@ -131,10 +131,10 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
 
 
 def test_keras_predictor_runs_the_trained_weights_at_any_size() -> None:
-    """runtime.multiface rebuilds the fully-convolutional net per input size with the
+    """runtime.predict.multiface rebuilds the fully-convolutional net per input size with the
     trained weights: at the training size it equals the model, other sizes just work."""
     from runtime.data.normalize import normalize
-    from runtime.multiface import keras_predictor
+    from runtime.predict.multiface import keras_predictor
 
     s, model = _small_model()
     for name in ("local__out", "global__out"):  # non-zero heads (zeros-initialised)
@@ -156,9 +156,9 @@ def test_keras_predictor_runs_the_trained_weights_at_any_size() -> None:
 def test_ablations_compile_with_their_losses(ablation: tuple[str, ...]) -> None:
     """Each ablation lowers and compiles with its losses, and the losses are finite and
     positive on its outputs (the training step itself runs in the HELEN fit below)."""
-    from runtime.losses import make_loss
-    from runtime.model_setup import build_model
-    from runtime.train_config import train_config
+    from runtime.train.losses import make_loss
+    from runtime.train.model_setup import build_model
+    from runtime.train.train_config import train_config
 
     s = spec(*SMALL, *ablation)
     tcfg = train_config(s.section("train"), s.section("train").loc)
@@ -176,9 +176,9 @@ def test_ablations_compile_with_their_losses(ablation: tuple[str, ...]) -> None:
 @pytest.mark.slow
 @pytest.mark.data
 def test_two_step_fit_and_eval_on_helen(shared_data: Path, tmp_path: Path) -> None:
-    from runtime.evaluate import evaluate_run
-    from runtime.fit import fit_spec
-    from runtime.shape_model import ShapeModel
+    from runtime.evaluate.score_run import evaluate_run
+    from runtime.shapes.shape_model import ShapeModel
+    from runtime.train.fit import fit_spec
 
     overrides = [*SMALL, "train.epochs=1", "train.steps_per_epoch=2", "train.batch_size=8",
                  "train.val_examples=16", "data.limit=16"]
@@ -194,7 +194,7 @@ def test_two_step_fit_and_eval_on_helen(shared_data: Path, tmp_path: Path) -> No
     assert report["n"] == 16 and np.isfinite(report["nme"])
     assert report["shape_model"]["n"] == 16 and np.isfinite(report["shape_model"]["nme"])
 
-    from runtime.multiface import predict_multiface_run
+    from runtime.predict.multiface import predict_multiface_run
 
     image = sorted((shared_data / "helen68" / "trainset").glob("*.jpg"))[0]
     done = predict_multiface_run(run, [image], tmp_path / "faces")

@@ -1,4 +1,4 @@
-"""fit's single validation pass (runtime.fit.make_validator) scores what Keras would."""
+"""fit's single validation pass (runtime.train.fit.make_validator) scores what Keras would."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ SMALL = ["filters=8", "local_depth=3", "local_wide=1", "global_depth=2", "size=3
 
 def test_validation_loss_equals_keras_evaluate() -> None:
     from compiler.api import load_spec
-    from runtime.fit import make_validator
-    from runtime.model_setup import build_model, decoded_output
-    from runtime.train_config import eval_config, train_config
+    from runtime.evaluate.eval_config import decoded_output, eval_config
+    from runtime.train.fit import make_validator
+    from runtime.train.model_setup import build_model
+    from runtime.train.train_config import train_config
 
     s = load_spec(SPEC, SMALL)
     tcfg = train_config(s.section("train"), s.section("train").loc)

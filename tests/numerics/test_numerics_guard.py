@@ -29,7 +29,7 @@ def test_op_matches_numpy_reference(case: checks.Case) -> None:
 
 
 def test_guard_covers_every_pipeline_target_and_loss_op() -> None:
-    from runtime.losses import IMPLEMENTED
+    from runtime.train.losses import IMPLEMENTED
 
     names = {c[0] for c in CASES}
     for loss in IMPLEMENTED:

@@ -1,11 +1,11 @@
-"""runtime/decode.py: heat-maps and coordinate vectors back to input-image points (numpy)."""
+"""runtime/evaluate/decode.py: heat-maps and coordinate vectors back to input-image points."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from runtime.decode import decode, heatmap_peaks, image_to_map, map_to_image
+from runtime.evaluate.decode import decode, heatmap_peaks, image_to_map, map_to_image
 
 
 def gaussian_maps(points_xy: list[tuple[float, float]], h: int, w: int,

@@ -1,4 +1,4 @@
-"""Initial weights from trained runs (runtime/initial_weights.py): `train.init_from` (warm
+"""Initial weights from trained runs (runtime/train/initial_weights.py): `train.init_from` (warm
 start, best or last checkpoint, partial), per-layer `init_from` by mapped names, frozen
 layers and BatchNorm statistics, and the TF-free run-folder checks of `netspec check`.
 
@@ -48,8 +48,8 @@ def weights(model: Any, name: str) -> list[np.ndarray]:
 
 
 def build(spec: Spec) -> Any:
-    from runtime.model_setup import build_model
-    from runtime.train_config import train_config
+    from runtime.train.model_setup import build_model
+    from runtime.train.train_config import train_config
 
     cfg = train_config(spec.section("train"), spec.section("train").loc)
     return build_model(spec, cfg, 16, mixed_precision=False, xla=False)[0]
@@ -92,7 +92,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
 def test_check_refuses_a_folder_that_is_not_a_trained_run(tmp_path: Path, capsys: Any
                                                           ) -> None:
     from netspec.cli import main
-    from runtime.train_config import train_config
+    from runtime.train.train_config import train_config
 
     spec_file = tmp_path / "tiny.yaml"
     spec_file.write_text(TINY % {"f1": 4, "c2": "conv2"})

@@ -1,4 +1,4 @@
-"""runtime/losses.py and runtime/targets.py on tiny hand-made maps (TensorFlow)."""
+"""runtime/train/losses.py and runtime/train/targets.py on tiny hand-made maps (TensorFlow)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from compiler.losses import LOSSES  # noqa: E402
-from runtime import targets  # noqa: E402
-from runtime.losses import IMPLEMENTED, make_loss  # noqa: E402
+from runtime.train import targets  # noqa: E402
+from runtime.train.losses import IMPLEMENTED, make_loss  # noqa: E402
 
 pytestmark = pytest.mark.keras
 

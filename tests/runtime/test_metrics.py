@@ -1,4 +1,4 @@
-"""runtime/metrics.py and runtime/ced_plot.py against hand-computed values (numpy only)."""
+"""runtime/evaluate/metrics.py and ced_plot.py against hand-computed values (numpy only)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.ced_plot import save_ced_plot
-from runtime.metrics import (
+from runtime.evaluate.ced_plot import save_ced_plot
+from runtime.evaluate.metrics import (
     POINTS_49,
     auc,
     ced_curve,

@@ -1,4 +1,4 @@
-"""Detection-less multi-face search (runtime/multiface.py) on synthetic heat-maps.
+"""Detection-less multi-face search (runtime/predict/multiface.py) on synthetic heat-maps.
 
 No network is trained here (a useful LGCN does not train on CPU in a test's budget): an
 "oracle" predictor draws LGCN-kernel peaks at the true landmarks of the faces in the image,
@@ -16,7 +16,7 @@ import pytest
 
 from compiler.kernels import lgcn_kernel
 from runtime.data.synthetic import synthetic_faceset
-from runtime.multiface import (
+from runtime.predict.multiface import (
     DetectOptions,
     Hypothesis,
     Pyramid,
@@ -30,7 +30,7 @@ from runtime.multiface import (
     verify,
     write_faces,
 )
-from runtime.shape_model import ShapeModel, fit_shape_model
+from runtime.shapes.shape_model import ShapeModel, fit_shape_model
 
 FACE_SIZE = 64.0  # landmark-box side the oracle "network" responds to best
 KERNEL = lgcn_kernel(31)

@@ -22,7 +22,7 @@ from PIL import Image  # noqa: E402
 
 from compiler.diagnostics import SpecError  # noqa: E402
 from runtime.data.errors import DataError  # noqa: E402
-from runtime.predict import natural_key, network_to_source, predict_run  # noqa: E402
+from runtime.predict.predict_files import natural_key, network_to_source, predict_run  # noqa: E402
 
 pytestmark = pytest.mark.keras
 
@@ -274,7 +274,7 @@ def test_decompression_bomb_is_an_image_error(runs: dict[str, Path], tmp_path: P
 
 
 def test_scores_of_heat_maps() -> None:
-    from runtime.decode import face_scores, heatmap_confidence
+    from runtime.evaluate.decode import face_scores, heatmap_confidence
 
     maps = np.zeros((3, 4, 5, 2))
     maps[0, 1, 2, :] = 1.0  # all mass on one pixel: 1

@@ -11,7 +11,7 @@ import pytest
 from compiler.kernels import lgcn_kernel
 from runtime.data.geometry import mirror_permutation
 from runtime.data.synthetic import synthetic_faceset
-from runtime.shape_model import (
+from runtime.shapes.shape_model import (
     ShapeModel,
     fit_batch,
     fit_heatmaps,

@@ -8,7 +8,7 @@ import pytest
 
 pytestmark = pytest.mark.keras
 
-from runtime.losses import make_loss  # noqa: E402
+from runtime.train.losses import make_loss  # noqa: E402
 
 
 @pytest.mark.parametrize(("name", "frame_shape"), [("spatial_softmax_nll", (8, 8, 3)),

@@ -107,7 +107,7 @@ def test_coerce_gives_defaults_and_tuples() -> None:
 
 
 def test_metadata_does_not_import_tensorflow(repo: Path) -> None:
-    code = ("import sys, compiler.losses, runtime.metrics, runtime.decode; "
+    code = ("import sys, compiler.losses, runtime.evaluate.metrics, runtime.evaluate.decode; "
             "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; "
             "sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True,

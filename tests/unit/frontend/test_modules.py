@@ -51,7 +51,8 @@ def test_instances_are_named_and_outputs_addressable() -> None:
     names = [n.name for n in spec.graph.nodes]
     assert names[:4] == ["a.x", "a.conv1", "a.conv2", "a.y"]
     assert spec.graph.node("b.x").inputs == ("a.y",)
-    assert spec.graph.node("a.conv1").scope[0].startswith("in module 'block' (m.yaml:7:3) as 'a' at m.yaml:15:5")
+    assert spec.graph.node("a.conv1").scope[0].startswith(
+        "in module 'block' (m.yaml:7:3) as 'a' at m.yaml:15:5")
 
 
 def test_a_shared_instance_has_one_weight_set_counted_once() -> None:

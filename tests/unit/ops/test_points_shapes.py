@@ -79,7 +79,7 @@ def test_family_arity_and_docs() -> None:
 
 
 def test_coordinate_convention_matches_runtime_decode() -> None:
-    from runtime.decode import image_to_map, map_to_image  # numpy only: no TensorFlow
+    from runtime.evaluate.decode import image_to_map, map_to_image  # numpy only: no TensorFlow
 
     for v in (-0.5, 0.0, 3.25, 79.0):
         assert to_map(v, 80, 20) == pytest.approx(image_to_map(v, 80, 20))

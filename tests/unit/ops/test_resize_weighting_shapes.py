@@ -13,7 +13,8 @@ from compiler.diagnostics import ShapeMismatch
 from compiler.ir import TensorType
 from compiler.kernels import KERNEL_NAMES
 from compiler.ops import DEFAULT_OPS
-from compiler.ops.resize import match_offsets, sides
+from compiler.ops.resize import sides
+from compiler.ops.shapes import match_offsets
 from compiler.ops.weighting import KernelName
 from tests.unit.ops.op_params import make_params as params
 from tests.unit.ops.op_params import param_errors

@@ -14,7 +14,7 @@ import pytest
 
 from compiler.api import load_spec
 from compiler.diagnostics import SpecError
-from runtime import search_cmd
+from runtime.search import command as search_cmd
 from runtime.search import read_study
 from runtime.search.study import TrialRecord
 
@@ -260,7 +260,7 @@ def test_summary_without_a_proposal() -> None:
 
 
 def test_importing_the_command_does_not_import_tensorflow() -> None:
-    code = ("import sys, runtime.search_cmd as m; "
+    code = ("import sys, runtime.search.command as m; "
             "m.search_config(__import__('compiler.api').api.load_spec('specs/is_net.yaml')); "
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,

@@ -35,7 +35,7 @@ from runtime.search import (
     trial_dir,
     write_report,
 )
-from runtime.train_config import train_config
+from runtime.train.train_config import train_config
 
 SETTINGS_FILE = "search.json"  # what the study was started with; a rerun must match
 TRIAL_LOG = "trial.log"  # a trial's own progress lines (fit's), kept out of the terminal
@@ -191,7 +191,7 @@ def limit_threads(threads: int | None) -> None:
         return
     for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
         os.environ[var] = str(threads)
-    from netspec._quiet_tf import import_tensorflow
+    from runtime.quiet_tf import import_tensorflow
 
     import_tensorflow()  # a trial process: no start-up banner per trial
     import tensorflow as tf
@@ -238,8 +238,8 @@ def run_trial(ctx: TrialContext, point: dict[str, float], trial: int,
     `seed` (a noise replicate's) overrides the budget's train.seed.
     """
     limit_threads(ctx.threads_for(trial))
-    from runtime.fit import fit_spec
     from runtime.search.quiet import retracing_silenced
+    from runtime.train.fit import fit_spec
 
     overrides = [*ctx.overrides, *point_overrides(point),
                  *([] if seed is None else [f"train.seed={seed}"])]
@@ -315,7 +315,7 @@ class Progress:
 
 def figure(objective: str, value: float | None) -> str:
     """An objective value for people: val_nme in percent, losses as 5 digits."""
-    from runtime.metrics import format_figure, is_percent_figure
+    from runtime.evaluate.metrics import format_figure, is_percent_figure
 
     if value is None:
         return "-"

@@ -26,7 +26,7 @@ from compiler.losses import (
     check_loss,
     coerce_loss_args,
 )
-from runtime import targets
+from runtime.train import targets
 
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 

@@ -1,5 +1,5 @@
 """Network outputs -> landmark points in input-image pixels (numpy), and the one
-pixel convention shared with the loss targets (runtime/targets.py).
+pixel convention shared with the loss targets (runtime/train/targets.py).
 
 Convention: pixel centres sit at integers, 0-based. An input of side S and a map of
 side M cover the same area, so x_map = (x + 0.5)·M/S − 0.5 and back.

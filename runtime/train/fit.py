@@ -1,7 +1,7 @@
 """`netspec fit`: train a spec on faces, with validation, checkpoints and resume.
 
 RUN/ holds spec.resolved.yaml, checkpoints/ (weights + optimizer state, see Note
-[Checkpoint commit point] in runtime/callbacks.py), state.json, model.keras (best by
+[Checkpoint commit point] in runtime/train/callbacks.py), state.json, model.keras (best by
 the monitored validation figure), metrics.jsonl (one JSON object per epoch) and
 tensorboard/. `resume=True` continues a killed run from its last complete epoch.
 """
@@ -36,8 +36,8 @@ from runtime.datasets import (
     split,
     split_clips,
 )
-from runtime.metrics import format_figure
-from runtime.model_memory import check_fits_in_memory, is_out_of_memory, out_of_memory_error
+from runtime.evaluate.eval_config import EvalConfig, eval_config
+from runtime.evaluate.metrics import format_figure
 from runtime.run_dir import (
     SPEC_FILE,
     check_output_dir,
@@ -46,10 +46,11 @@ from runtime.run_dir import (
     read_state,
     same_data,
 )
-from runtime.train_config import EvalConfig, TrainConfig, eval_config, train_config
+from runtime.train.model_memory import check_fits_in_memory, is_out_of_memory, out_of_memory_error
+from runtime.train.train_config import TrainConfig, train_config
 
 if TYPE_CHECKING:
-    from runtime.model_setup import Objective
+    from runtime.train.model_setup import Objective
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +192,8 @@ def make_validator(x: np.ndarray, y: np.ndarray, input_name: str, output: str, k
     Clips (x [N, T, S, S, C], y [N, T, K, 3]): points are decoded per frame and scored
     over the frames `frames` [N, T] marks (each held-out frame once), so val_nme means
     what it means for images; the losses are the objective's per-clip means."""
-    from runtime.decode import decode
-    from runtime.metrics import summarize
+    from runtime.evaluate.decode import decode
+    from runtime.evaluate.metrics import summarize
 
     def validate(model: Any) -> dict[str, float]:
         preds = model.predict({input_name: x}, batch_size=batch_size, verbose=0)
@@ -222,7 +223,7 @@ def decode_frames(kind: str, out: np.ndarray, size: int, refine: Any, y: np.ndar
     """(points [F, K, 2], labels [F, K, 3]) of the frames of clip predictions `out`
     ([N, T, ...]) and labels `y` ([N, T, K, 3]) that `frames` ([N, T] bool; None: all)
     marks, time folded into the batch for the per-frame decoder."""
-    from runtime.decode import decode
+    from runtime.evaluate.decode import decode
 
     out = np.asarray(out)
     n, t = y.shape[:2]
@@ -286,7 +287,7 @@ def fit_spec(spec: Spec, run_dir: Path, *, data: str | None = None,
     try:
         atomic_write_text(run_dir / "spec.resolved.yaml", resolved)
         if ecfg.shape_model:  # LGCN: PCA shape model of the training shapes -> shape_model.npz
-            from runtime.shape_model import save_training_shape_model
+            from runtime.shapes.shape_model import save_training_shape_model
 
             shapes = train_faces if length is None else train_faces.faces.subset(
                 np.unique(train_faces.windows))  # clips: their frames
@@ -373,11 +374,12 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
     import keras
     import tensorflow as tf
 
-    from runtime import devices
-    from runtime.callbacks import EpochProgress, NaNGuard, RunRecorder, TimeBudget, Validation
     from runtime.data.config import negatives_config
     from runtime.data.pipeline import make_dataset, make_training_dataset
-    from runtime.model_setup import build_model, decoded_output, learning_rate_at, trained_outputs
+    from runtime.evaluate.eval_config import decoded_output, trained_outputs
+    from runtime.train import devices
+    from runtime.train.callbacks import EpochProgress, NaNGuard, RunRecorder, TimeBudget, Validation
+    from runtime.train.model_setup import build_model, learning_rate_at
 
     strategy = devices.configure(tcfg.seed, tcfg.strategy)
     input_name = spec.graph.inputs[0].name

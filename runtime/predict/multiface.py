@@ -5,7 +5,7 @@ below the network's input size); the heat-maps are resampled to the original res
 and combined by a pixel-wise maximum. Local maxima above a threshold are candidate
 landmarks; each votes for a face centre (its offset in the mean shape, at the scale of the
 pyramid level that produced it), votes are clustered into face hypotheses, and a face is
-kept only when the PCA shape model (runtime/shape_model.py) fits it plausibly.
+kept only when the PCA shape model (runtime/shapes/shape_model.py) fits it plausibly.
 The search part is numpy; only `keras_predictor` and `predict_multiface_run` touch Keras.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.shape_model import (
+from runtime.shapes.shape_model import (
     DEFAULT_WINDOWS,
     REFERENCE_SIZE,
     ShapeModel,
@@ -301,8 +301,7 @@ def keras_predictor(model: Any, spec: Any) -> Predictor:
     from compiler.lower_keras import lower_to_keras
     from runtime.data.normalize import normalize
     from runtime.datasets import spec_data_config
-    from runtime.model_setup import decoded_output
-    from runtime.train_config import eval_config
+    from runtime.evaluate.eval_config import decoded_output, eval_config
 
     dcfg = spec_data_config(spec)
     out_name, _ = decoded_output(spec, eval_config(spec.section("eval"),
@@ -408,7 +407,7 @@ def predict_multiface_run(run_dir: Path, images: Sequence[Path], out_dir: Path,
 
     from compiler.diagnostics import SourceLoc, SpecError
     from runtime.run_dir import load_run
-    from runtime.shape_model import SHAPE_MODEL_FILE
+    from runtime.shapes.shape_model import SHAPE_MODEL_FILE
 
     sm_path = run_dir / SHAPE_MODEL_FILE
     if not sm_path.exists():
@@ -432,6 +431,6 @@ def predict_multiface_run(run_dir: Path, images: Sequence[Path], out_dir: Path,
 
 
 def _components(spec: Any) -> int:
-    from runtime.train_config import eval_config
+    from runtime.evaluate.eval_config import eval_config
 
     return eval_config(spec.section("eval"), spec.section("eval").loc).shape_model_components

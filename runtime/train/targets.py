@@ -2,7 +2,7 @@
 visibility), so the data pipeline never depends on the network's output size.
 
 All maps are [B, H, W, K], zero for invisible landmarks, and carry no gradient. The
-pixel convention is runtime.decode.image_to_map.
+pixel convention is runtime.evaluate.decode.image_to_map.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from runtime.decode import image_to_map
+from runtime.evaluate.decode import image_to_map
 
 
 def map_coords(y_true: tf.Tensor, input_size: int, map_hw: Sequence[int]

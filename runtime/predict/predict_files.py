@@ -276,8 +276,7 @@ class _Model:
 
 
 def _model(spec: Any, keras_model: Any, dcfg: Any) -> _Model:
-    from runtime.model_setup import decoded_output
-    from runtime.train_config import eval_config
+    from runtime.evaluate.eval_config import decoded_output, eval_config
 
     ecfg = eval_config(spec.section("eval"), spec.section("eval").loc)
     out_name, kind = decoded_output(spec, ecfg)
@@ -311,7 +310,7 @@ def _model(spec: Any, keras_model: Any, dcfg: Any) -> _Model:
 
 def _decode(m: _Model, out: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """(points [B, K, 2] in the network frame, face scores [B] or None for coords)."""
-    from runtime.decode import decode, face_scores
+    from runtime.evaluate.decode import decode, face_scores
 
     y = np.asarray(out)
     points = decode(m.kind, y, m.size, refine=m.refine)  # type: ignore[arg-type]
@@ -603,12 +602,12 @@ def predict_run(run_dir: Path, paths: Sequence[Path], out_dir: Path, *, box: str
 
     Images that cannot be read are skipped, named on stderr at the end and listed under
     "errors" (image, error) in the index. Each record has a "score" (heat-map outputs:
-    runtime.decode.face_scores) and "low_confidence" (score below `min_confidence`, or an
+    runtime.evaluate.decode.face_scores) and "low_confidence" (score below `min_confidence`, or an
     image too small or transparent to hold a face; "warnings" says which).
     Returns the contents of OUT/predictions.json.
     """
     from runtime.datasets import spec_data_config
-    from runtime.overlay import save_overlay
+    from runtime.predict.overlay import save_overlay
     from runtime.progress import Bar
     from runtime.run_dir import load_run, read_state
 

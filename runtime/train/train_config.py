@@ -1,6 +1,6 @@
-"""The `train:` and `eval:` sections of a spec, as validated, documented dataclasses.
+"""The `train:` section of a spec, as a validated, documented dataclass.
 
-Both derive from OpParams so `compiler.params.coerce_params` reports unknown keys
+It derives from OpParams so `compiler.params.coerce_params` reports unknown keys
 (with did-you-mean), wrong types and out-of-range values at the spec's file:line.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from compiler.diagnostics import SourceLoc, SpecError
-from compiler.params import OpParams, coerce_params, param
+from compiler.params import OpParams, param, section_config
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class TrainConfig(OpParams):
         "default", "tf.distribute strategy: mirrored = all local GPUs, multi_worker = "
                    "TF_CONFIG cluster")
     keep_checkpoints: int = param(2, "checkpoints kept in RUN/checkpoints", min=1)
-    # staged training (runtime/initial_weights.py); ignored by --resume, whose checkpoint wins
+    # staged training (runtime/train/initial_weights.py); ignored by --resume, whose checkpoint wins
     init_from: str | None = param(
         None, "warm start: initial weights of every layer from this trained run directory "
               "(matched by layer name, shapes checked; relative to the current directory)")
@@ -79,44 +79,14 @@ class TrainConfig(OpParams):
         return out
 
 
-@dataclass(frozen=True)
-class EvalConfig(OpParams):
-    """How landmarks are scored (NME normaliser, which output, decoding)."""
-
-    normalizer: Literal["inter_ocular", "inter_pupil", "rcn_eye_centre", "box",
-                        "box_diag"] = param(
-        "inter_ocular", "NME normaliser: outer eye corners (68 pt) / eye centres (5 pt), "
-                        "eye-centre means, RCN's 2-corner eye centres, sqrt(w*h) of the box, "
-                        "box diagonal")
-    output: str | None = param(None, "output decoded to points (null: the first with a loss)")
-    refine: Literal["none", "quadratic", "log_quadratic", "com"] = param(
-        "quadratic", "sub-pixel refinement of heatmap peaks: parabola through the 3x3 "
-                     "neighbours, the same on log values (exact for Gaussian peaks), or "
-                     "centre of mass")
-    # LGCN (section 3.3): a PCA shape model fitted on the training shapes by `netspec fit`
-    shape_model: bool = param(False, "also report NME after fitting the PCA shape model "
-                                     "(RUN/shape_model.npz, see runtime/shape_model.py)")
-    shape_model_components: int = param(12, "PCA eigenvectors of the shape model (nEVs)", min=1)
-
-
-def _coerce(cls: type[OpParams], raw: Mapping[str, Any] | None, loc: SourceLoc,
-            section: str) -> Any:
-    key_locs = getattr(raw, "loc_of", None)
-    cfg, errors = coerce_params(cls, dict(raw or {}), loc, key_locs=key_locs,
-                               section=section)
-    if cfg is None:
-        raise SpecError(errors)
-    return cfg
-
-
 def train_config(raw: Mapping[str, Any] | None, loc: SourceLoc, *,
                  check_paths: bool = True) -> TrainConfig:
     """The validated `train:` section. `check_paths` also checks that `init_from` names a
     trained run folder (TF-free, so `netspec check` reports it); a resume, which ignores
     init_from, passes False."""
-    cfg = _coerce(TrainConfig, raw, loc, "train")
+    cfg = section_config(TrainConfig, raw, loc, "train")
     if check_paths and cfg.init_from is not None:
-        from runtime.initial_weights import RUN_HINT, run_folder_problem
+        from runtime.train.initial_weights import RUN_HINT, run_folder_problem
 
         problem = run_folder_problem(cfg.init_from, cfg.init_from_checkpoint)
         if problem:
@@ -124,7 +94,3 @@ def train_config(raw: Mapping[str, Any] | None, loc: SourceLoc, *,
             raise SpecError.at(key_loc("init_from") if key_loc else loc,
                                f"train: key 'init_from': {problem}", hint=RUN_HINT)
     return cfg
-
-
-def eval_config(raw: Mapping[str, Any] | None, loc: SourceLoc) -> EvalConfig:
-    return _coerce(EvalConfig, raw, loc, "eval")

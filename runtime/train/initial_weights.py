@@ -10,7 +10,7 @@ layer name with every weight shape checked:
   layer takes the weights of the named layer of that run; RCN's joint denoising model is
   two trained runs composed this way, neither retrained.
 
-A `--resume` skips both: the run's own checkpoint holds every weight (see runtime/fit.py).
+A `--resume` skips both: the run's own checkpoint holds every weight (see runtime/train/fit.py).
 `trainable: false` layers are frozen before compile; a frozen BatchNormalization also
 runs in inference mode, so its moving statistics stay as loaded.
 

@@ -18,6 +18,7 @@ from compiler.api import Spec
 from compiler.diagnostics import SourceLoc, SpecError
 from runtime.atomic import atomic_write_json
 from runtime.datasets import clip_length, explain_pipeline_error, load_faces, spec_data_config
+from runtime.evaluate.eval_config import eval_config
 from runtime.run_dir import (
     ensure_output_dir,
     load_run_model,
@@ -25,7 +26,6 @@ from runtime.run_dir import (
     require_trained,
     same_data,
 )
-from runtime.train_config import eval_config
 
 _KEYS = ("nme", "fr_008", "fr_010", "auc_008", "auc_010", "n")
 SPLITS = ("val", "train", "all")
@@ -130,8 +130,8 @@ def evaluate_run(run_dir: Path, *, data: str | None = None, data_format: str | N
                  overrides: list[str] | tuple[str, ...] = (), **_: Any) -> dict[str, Any]:
     """Score the run's best model; by default on the held-out split of the data it trained
     on (RUN/state.json), without the training-time data.limit (--set data.limit=N caps)."""
-    from runtime.ced_plot import save_ced_plot
-    from runtime.metrics import nme, summarize
+    from runtime.evaluate.ced_plot import save_ced_plot
+    from runtime.evaluate.metrics import nme, summarize
 
     split_name = split_name or "val"
     if split_name not in SPLITS:
@@ -230,7 +230,7 @@ def _with_normalizer(ecfg: Any, normalizer: str) -> Any:
 
 def format_report(r: dict[str, Any], plot: Path) -> str:
     """The human report; NME, FR and AUC in percent (the --json output keeps fractions)."""
-    from runtime.metrics import format_figure as f
+    from runtime.evaluate.metrics import format_figure as f
 
     lines = [f"scored {r['data']}, split {r['split']} ({r.get('split_rows', r['split'])}): "
              f"{r['n']} faces, NME / {r['normalizer']}",
@@ -253,13 +253,13 @@ def _fail_if_empty(n: int, where: str) -> None:
                            hint="check the data path and format")
 
 
-# --- LGCN: scoring after the PCA shape-model fit (runtime/shape_model.py) -----------------
+# --- LGCN: scoring after the PCA shape-model fit (runtime/shapes/shape_model.py) -----------------
 
 def run_shape_model(run_dir: Path, spec: Spec, ecfg: Any, state: dict[str, Any]) -> Any:
     """RUN/shape_model.npz (written by `netspec fit` when eval.shape_model is on); for older
     runs it is fitted now on the run's training split and saved."""
     from runtime.datasets import split
-    from runtime.shape_model import SHAPE_MODEL_FILE, ShapeModel, save_training_shape_model
+    from runtime.shapes.shape_model import SHAPE_MODEL_FILE, ShapeModel, save_training_shape_model
 
     path = Path(run_dir) / SHAPE_MODEL_FILE
     if not path.exists():
@@ -283,9 +283,9 @@ def predict_points(spec: Spec, model: Any, faces: Any, dcfg: Any, ecfg: Any,
     """(decoded points, points after the shape-model fit or None, ground truth [N,K,3]) in
     the crop frame for every usable row; the network runs once per batch."""
     from runtime.data.pipeline import make_dataset
-    from runtime.decode import decode, map_to_image
-    from runtime.model_setup import decoded_output
-    from runtime.shape_model import fit_batch, scaled_windows
+    from runtime.evaluate.decode import decode, map_to_image
+    from runtime.evaluate.eval_config import decoded_output
+    from runtime.shapes.shape_model import fit_batch, scaled_windows
 
     out_name, kind = decoded_output(spec, ecfg)
     if shape is not None and kind != "heatmap":
@@ -320,11 +320,11 @@ def predict_clip_points(spec: Spec, model: Any, clips: Any, dcfg: Any, ecfg: Any
     windows, points are decoded per frame and only each window's scored frames are kept,
     so every frame counts once."""
     from runtime.data.pipeline import make_window_dataset
-    from runtime.decode import map_to_image
-    from runtime.fit import decode_frames
-    from runtime.model_setup import decoded_output
+    from runtime.evaluate.decode import map_to_image
+    from runtime.evaluate.eval_config import decoded_output
     from runtime.progress import Bar
-    from runtime.shape_model import fit_batch, scaled_windows
+    from runtime.shapes.shape_model import fit_batch, scaled_windows
+    from runtime.train.fit import decode_frames
 
     out_name, kind = decoded_output(spec, ecfg)
     if shape is not None and kind != "heatmap":

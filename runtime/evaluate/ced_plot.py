@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.metrics import auc, ced_curve
+from runtime.evaluate.metrics import auc, ced_curve
 
 
 def save_ced_plot(curves: Mapping[str, np.ndarray], path: str | Path, *,

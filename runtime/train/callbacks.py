@@ -151,7 +151,7 @@ class EpochProgress(keras.callbacks.Callback):
 def epoch_line(epoch: int, epochs: int, logs: dict[str, Any], seconds: float, best: bool,
                monitor: str) -> str:
     """'epoch 3/30: loss 12.3, val_loss 13.1, val_nme 9.73 %, ... 41 s, best val_nme'."""
-    from runtime.metrics import format_figure
+    from runtime.evaluate.metrics import format_figure
 
     keys = ["loss", *sorted(k for k in logs if k.endswith("_loss") and k != "loss"),
             "val_nme", "val_fr_010", "val_auc_008"]

@@ -9,25 +9,7 @@ from typing import Any
 
 from compiler.api import Spec
 from compiler.diagnostics import SourceLoc, SpecError
-from compiler.losses import LOSSES
-from runtime.train_config import EvalConfig, TrainConfig
-
-
-def trained_outputs(spec: Spec) -> list[str]:
-    return [o.name for o in spec.graph.outputs if o.loss is not None]
-
-
-def decoded_output(spec: Spec, ev: EvalConfig) -> tuple[str, str]:
-    """(output name, kind) whose predictions are decoded to landmark points."""
-    outs = {o.name: o for o in spec.graph.outputs}
-    name = ev.output or next((o.name for o in spec.graph.outputs if o.loss), None)
-    if name is None or name not in outs:
-        raise SpecError.at(SourceLoc(spec.file), f"eval.output '{name}' is not an output",
-                           hint=f"outputs: {', '.join(outs)}")
-    loss = outs[name].loss
-    kind = LOSSES[loss].kind if loss else ("coords" if spec.graph.node(
-        outs[name].source).out.rank == 2 else "heatmap")  # type: ignore[union-attr]
-    return name, kind
+from runtime.train.train_config import TrainConfig
 
 
 def make_optimizer(cfg: TrainConfig) -> Any:
@@ -94,8 +76,8 @@ class Objective:
 
 def load_initial_weights(model: Any, spec: Spec, cfg: TrainConfig) -> None:
     """Weights from trained runs before training: `train.init_from` (warm start) and the
-    module instances' `weights_from` (see runtime/initial_weights.py)."""
-    from runtime.initial_weights import initial_weights
+    module instances' `weights_from` (see runtime/train/initial_weights.py)."""
+    from runtime.train.initial_weights import initial_weights
 
     initial_weights(model, spec.graph, init_from=cfg.init_from,
                     checkpoint=cfg.init_from_checkpoint, partial=cfg.init_partial,
@@ -110,8 +92,8 @@ def build_model(spec: Spec, cfg: TrainConfig, input_size: int, *, mixed_precisio
     import keras
 
     from compiler.lower_keras import lower_to_keras
-    from runtime.initial_weights import freeze
-    from runtime.losses import LandmarkLoss
+    from runtime.train.initial_weights import freeze
+    from runtime.train.losses import LandmarkLoss
 
     model = lower_to_keras(spec.graph, mixed_precision=mixed_precision)
     if initial_weights:

@@ -1,0 +1,1 @@
+"""Statistical shape models built from training shapes (LGCN's PCA model)."""

@@ -1,0 +1,1 @@
+"""`netspec fit`: from a spec and data to a run directory (model, losses, targets, loop)."""
