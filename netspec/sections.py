@@ -13,12 +13,12 @@ from compiler.diagnostics import DiagnosticSink, SpecError, did_you_mean
 
 def check_sections(spec: Spec) -> None:
     """Raise one SpecError listing every problem in the run sections."""
-    from runtime.data.config import data_config_for_input, image_input
+    from runtime.data.config import data_config_for_input, frame_input
     from runtime.evaluate.eval_config import eval_config
     from runtime.train.train_config import train_config
 
     sink = DiagnosticSink()
-    image = image_input(spec.graph)
+    image = frame_input(spec.graph)  # a clip's frames are what data.size describes
     for name, check in (("data", lambda s: data_config_for_input(s, image, loc=s.loc)),
                         ("train", lambda s: train_config(s, s.loc)),
                         ("eval", lambda s: eval_config(s, s.loc))):

@@ -10,8 +10,8 @@ import numpy as np
 
 from compiler.api import Spec
 from compiler.diagnostics import SourceLoc, SpecError
-from compiler.ir import Graph, Node, TensorType
-from runtime.data.config import DataConfig, data_config_for_input, image_input
+from compiler.ir import Graph
+from runtime.data.config import DataConfig, data_config_for_input, frame_input
 from runtime.data.records import FaceSet
 
 if TYPE_CHECKING:
@@ -50,17 +50,6 @@ def clip_length(graph: Graph) -> int | None:
                            hint="give the clip input a fixed length [T, S, S, C], e.g. "
                                 "[$frames, 32, 32, 1] with a spec param")
     return int(steps)
-
-
-def frame_input(graph: Graph) -> Node | None:
-    """The image input the data pipeline fills: the first input, or one frame of it when it
-    is a clip (so data.size/channels default to, and are checked against, the frames)."""
-    image = image_input(graph)
-    first = graph.inputs[0] if graph.inputs else None
-    if image is not None or first is None or first.out is None or first.out.rank != 5:
-        return image
-    b, _t, h, w, c = first.out.shape
-    return replace(first, name=f"{first.name}[t]", out=TensorType((b, h, w, c), first.out.dtype))
 
 
 def n_landmarks(spec: Spec) -> int | None:

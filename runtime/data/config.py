@@ -19,11 +19,11 @@ into the typed settings.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from compiler.diagnostics import Diagnostic, DiagnosticSink, SourceLoc, SpecError
-from compiler.ir import Graph, Node
+from compiler.ir import Graph, Node, TensorType
 from compiler.params import OpParams, coerce_params, param
 
 REFERENCE_SIZE = 80  # occlusion sizes are given at this output side and scale with `size`
@@ -214,6 +214,17 @@ def image_input(graph: Graph) -> Node | None:
         return None
     first = graph.inputs[0]
     return first if first.out is not None and first.out.rank == 4 else None
+
+
+def frame_input(graph: Graph) -> Node | None:
+    """The image input the data pipeline fills: the first input, or one frame of it when it
+    is a clip (so data.size/channels default to, and are checked against, the frames)."""
+    image = image_input(graph)
+    first = graph.inputs[0] if graph.inputs else None
+    if image is not None or first is None or first.out is None or first.out.rank != 5:
+        return image
+    b, _t, h, w, c = first.out.shape
+    return replace(first, name=f"{first.name}[t]", out=TensorType((b, h, w, c), first.out.dtype))
 
 
 def input_defaults(image: Node | None) -> dict[str, int]:

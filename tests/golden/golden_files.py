@@ -28,8 +28,9 @@ def check_golden(path: Path, actual: str, update: bool) -> None:
 
 
 def remove_stale(folder: Path, pattern: str, keep: set[str], update: bool) -> list[str]:
-    """Golden files in `folder` with no case left; deleted under --update-goldens."""
-    stale = sorted(p.name for p in folder.glob(pattern) if p.name not in keep)
+    """Golden files in `folder` (and below) with no case left; deleted under --update-goldens."""
+    stale = sorted(p.relative_to(folder).as_posix() for p in folder.rglob(pattern)
+                   if p.relative_to(folder).as_posix() not in keep)
     if update:
         for name in stale:
             (folder / name).unlink()

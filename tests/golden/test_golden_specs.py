@@ -27,10 +27,11 @@ GOLDEN = Path(__file__).resolve().parent
 
 
 def _model_specs() -> list[str]:
+    """Stems relative to specs/ ('rcn_6branch', 'examples/recurrent_tiny')."""
     names = []
-    for path in sorted(SPECS.glob("*.yaml")):
+    for path in sorted([*SPECS.glob("*.yaml"), *SPECS.glob("examples/*.yaml")]):
         if "layers" in load_document(read_text(path), str(path)):
-            names.append(path.stem)
+            names.append(path.relative_to(SPECS).with_suffix("").as_posix())
     return names
 
 
@@ -62,6 +63,7 @@ def _in_repo(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_model_specs_found() -> None:
     assert {"rcn_6branch", "rcn_5branch", "sumnet_5branch"} <= set(MODEL_SPECS)
     assert "_landmarks5" not in MODEL_SPECS  # a fragment: templates and sections only
+    assert {"examples/recurrent_tiny", "examples/per_frame_tiny"} <= set(MODEL_SPECS)
 
 
 @pytest.mark.parametrize("stem", MODEL_SPECS)

@@ -91,3 +91,26 @@ def test_unknown_sizes_keep_the_defaults() -> None:
     cfg = data_config_for_input({"size": 64}, image_input(spec.graph))
     assert (cfg.size, cfg.channels) == (64, 1)
     assert data_config_for_input(None, None).size == 80
+
+
+CLIP_SPEC = """version: 1
+name: clip_size
+inputs:
+  clip: {shape: [3, 32, 32, 1]}
+layers:
+  - {name: conv1, op: time_distributed, in: [clip], layer: {op: conv2d, filters: 4, kernel_size: 3}}
+  - {name: prob, op: time_distributed, in: [conv1], layer: {op: spatial_softmax}}
+outputs:
+  heatmaps: {from: prob, loss: spatial_softmax_nll}
+data: {size: 48}
+"""  # noqa: E501 - one line per layer
+
+
+def test_clip_frames_are_checked_against_data_size() -> None:
+    """A clip input [T, H, W, C]: data.size describes its frames, so 48 vs 32x32 frames is
+    a check error at the value, not a crash in the clip pipeline."""
+    err = section_error(CLIP_SPEC)
+    (d,) = err.diagnostics
+    assert d.loc.line == 10 and "data.size is 48, but input 'clip[t]' is 32x32" in d.message
+    spec = load_spec_text(CLIP_SPEC.replace("data: {size: 48}", "data: {size: 32}"), "t.yaml")
+    check_sections(spec)  # frames agree: no error

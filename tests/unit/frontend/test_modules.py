@@ -10,7 +10,7 @@ import pytest
 
 from compiler.api import load_spec, load_spec_text
 from compiler.diagnostics import SpecError
-from compiler.format import format_graph, param_summary
+from compiler.format import format_graph, node_counts, param_summary, rows_per_example
 from compiler.ops import DEFAULT_OPS
 
 REPO = Path(__file__).resolve().parents[3]
@@ -112,6 +112,21 @@ def test_per_frame_module_runs_on_every_frame() -> None:
     assert g.node("frames.image_frames").op == "fold_time"
     assert g.node("frames.image").out.shape == (None, 32, 32, 1)
     assert g.node("frames.maps").out.shape == (None, 3, 32, 32, 5)
+
+
+def test_per_frame_flops_count_every_frame_of_the_clip() -> None:
+    """The table's FLOPs are per batch row (a frame, inside fold/unfold_time); the total
+    per example must be the clip's: 3 frames x the per-frame cost."""
+    g = load_spec(PER_FRAME).graph
+    types = g.types()
+    rows = rows_per_example(g, types)
+    assert rows["frames.image_frames"] == rows["frames.head"] == 3
+    assert rows["frames.maps"] == 1
+    per_frame = sum(node_counts(n, types, DEFAULT_OPS)[1] for n in g.nodes)
+    assert param_summary(g, DEFAULT_OPS)[1] == 3 * per_frame
+    text = format_graph(g, DEFAULT_OPS)
+    assert "FLOPs per example (a clip of 3 frames; per-frame layers show FLOPs per frame)" in text
+    assert "  frames: frame, 7 layers, 6,917 own params, 14.12M FLOPs per frame x 3 frames" in text
 
 
 def _error(text: str) -> str:
