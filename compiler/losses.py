@@ -40,6 +40,10 @@ class LossArgs(OpParams):
 
     keypoint_weights: tuple[float, ...] | None = param(
         None, "per-landmark factors (length K) multiplying each landmark's term", min=0.0)
+    landmarks: tuple[int, ...] | None = param(
+        None, "0-based indices of the data's landmarks this output predicts, in its channel "
+              "order (RED-Net's 7-point detection step on 68-point data: [36, 39, 42, 45, 30, "
+              "48, 54]); null: all of them", min=0)
 
 
 @dataclass(frozen=True)
@@ -190,11 +194,22 @@ def check_loss(name: str, args: Mapping[str, Any] | None, out_shape: Sequence[in
                             f"found {shape[-1]}")
             return problems
         channels, what = (None if shape[-1] is None else shape[-1] // 2), "coordinate pairs"
-    if n_landmarks is not None and channels is not None and channels != n_landmarks:
+    subset = params.landmarks if params is not None else None
+    if subset is not None:
+        if len(set(subset)) != len(subset) or not subset:
+            problems.append(f"param 'landmarks': expected distinct indices, found {list(subset)}")
+        if channels is not None and channels != len(subset):
+            problems.append(f"loss '{name}': output {_fmt(shape)} has {channels} {what}, but "
+                            f"args.landmarks names {len(subset)} landmarks")
+        if n_landmarks is not None and subset and max(subset) >= n_landmarks:
+            problems.append(f"param 'landmarks': index {max(subset)} is out of range for data "
+                            f"with {n_landmarks} landmarks (0-based)")
+    elif n_landmarks is not None and channels is not None and channels != n_landmarks:
         problems.append(f"loss '{name}': output {_fmt(shape)} has {channels} {what}, but the "
                         f"data has {n_landmarks} landmarks")
     weights = params.keypoint_weights if params is not None else None
-    k = n_landmarks if n_landmarks is not None else channels
+    k = (len(subset) if subset is not None
+         else n_landmarks if n_landmarks is not None else channels)
     if weights is not None and k is not None and len(weights) != k:
         problems.append(f"param 'keypoint_weights': expected {k} values, found {len(weights)}")
     return problems

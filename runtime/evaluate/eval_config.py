@@ -47,13 +47,25 @@ def trained_outputs(spec: Spec) -> list[str]:
     return [o.name for o in spec.graph.outputs if o.loss is not None]
 
 
+def _subset(loss_args: Any) -> bool:
+    return bool(loss_args) and loss_args.get("landmarks") is not None
+
+
 def decoded_output(spec: Spec, ev: EvalConfig) -> tuple[str, str]:
     """(output name, kind) whose predictions are decoded to landmark points."""
     outs = {o.name: o for o in spec.graph.outputs}
-    name = ev.output or next((o.name for o in spec.graph.outputs if o.loss), None)
+    name = ev.output or next((o.name for o in spec.graph.outputs
+                              if o.loss and not _subset(o.loss_args)), None)
     if name is None or name not in outs:
         raise SpecError.at(SourceLoc(spec.file), f"eval.output '{name}' is not an output",
                            hint=f"outputs: {', '.join(outs)}")
+    if _subset(outs[name].loss_args):
+        full = [o.name for o in spec.graph.outputs if o.loss and not _subset(o.loss_args)]
+        raise SpecError.at(SourceLoc(spec.file), f"eval.output '{name}' predicts a subset of the "
+                           "landmarks (its loss has args.landmarks), so NME against every "
+                           "labelled landmark is undefined for it",
+                           hint=f"score an output that predicts them all: {', '.join(full)}"
+                           if full else "add an output whose loss covers every landmark")
     loss = outs[name].loss
     kind = LOSSES[loss].kind if loss else ("coords" if spec.graph.node(
         outs[name].source).out.rank == 2 else "heatmap")  # type: ignore[union-attr]

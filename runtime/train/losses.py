@@ -51,8 +51,21 @@ def make_loss(name: str, *, input_size: int, out_shape: Sequence[int | None],
     if problems or params is None:
         raise ValueError(f"loss '{name}': " + "; ".join(problems))
     fn = _BUILDERS[name](params, int(input_size), shape)
+    if params.landmarks is not None:
+        fn = _on_landmarks(fn, params.landmarks)
     fn.__name__ = name
     return fn
+
+
+def _on_landmarks(loss: LossFn, indices: Sequence[int]) -> LossFn:
+    """`loss` scored against a subset of the labelled landmarks (y_true [..., K, 3] ->
+    [..., len(indices), 3]), so a 7-map output trains on 68-point data."""
+    index = tf.constant(list(indices), tf.int32)
+
+    def subset_loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        return loss(tf.gather(tf.convert_to_tensor(y_true, tf.float32), index, axis=-2), y_pred)
+
+    return subset_loss
 
 
 def _per_time_step(frame_loss: LossFn) -> LossFn:

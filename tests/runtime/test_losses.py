@@ -315,3 +315,17 @@ def test_keras_compile_and_fit_single_landmark() -> None:
     y = np.array([[[3.0, 4.0, 1]]] * 4, np.float32)
     hist = model.fit(x, y, epochs=2, batch_size=2, verbose=0)
     assert np.all(np.isfinite(hist.history["loss"]))
+
+
+@pytest.mark.parametrize("name", ["spatial_softmax_nll", "heatmap_l2", "sigmoid_xent"])
+def test_a_landmark_subset_scores_the_chosen_labels_in_order(name: str) -> None:
+    """args.landmarks [2, 0] on 3 labelled points equals the loss on the labels (p2, p0)."""
+    full = y_true((1.0, 2.0, 1.0), (5.0, 5.0, 1.0), (6.0, 1.0, 1.0))
+    chosen = full[:, [2, 0]]
+    pred = np.random.default_rng(0).random((1, S, S, 2)).astype(np.float32)
+    if name == "spatial_softmax_nll":
+        pred = pred / pred.sum(axis=(1, 2), keepdims=True)
+    want = value(name, chosen, pred)
+    got = value(name, full, pred, landmarks=[2, 0])
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert not np.allclose(value(name, full[:, [0, 2]], pred), want)  # order matters

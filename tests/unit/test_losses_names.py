@@ -65,6 +65,21 @@ def test_channel_count_must_equal_landmarks() -> None:
     assert "has 5 coordinate pairs, but the data has 68 landmarks" in msg
 
 
+def test_a_landmark_subset_sets_the_channel_count() -> None:
+    """RED-Net's 7-map detection step trains on 68-point data through args.landmarks."""
+    seven = [36, 39, 42, 45, 30, 48, 54]
+    assert check_loss("sigmoid_xent", {"landmarks": seven}, (None, 64, 64, 7), 68) == []
+    (msg,) = check_loss("sigmoid_xent", {"landmarks": seven}, (None, 64, 64, 68), 68)
+    assert "has 68 channels, but args.landmarks names 7 landmarks" in msg
+    (msg,) = check_loss("heatmap_l2", {"landmarks": [0, 68]}, (None, 8, 8, 2), 68)
+    assert "index 68 is out of range for data with 68 landmarks" in msg
+    (msg,) = check_loss("coord_l2", {"landmarks": [3, 3]}, (None, 4), None)
+    assert "expected distinct indices, found [3, 3]" in msg
+    (msg,) = check_loss("heatmap_l2", {"landmarks": [1, 2], "keypoint_weights": [1.0]},
+                        (None, 8, 8, 2), 68)
+    assert "'keypoint_weights': expected 2 values, found 1" in msg
+
+
 def test_unknown_arg_with_hint() -> None:
     (msg,) = check_loss("heatmap_l2", {"sigms": 2.0}, (None, 8, 8, 5), 5)
     assert "unknown param 'sigms'" in msg and "did you mean 'sigma'" in msg
