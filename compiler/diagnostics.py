@@ -137,8 +137,8 @@ class DiagnosticSink:
     def raise_if_any(self) -> None:
         """Raise every collected diagnostic, in file/line order."""
         if self.items:
-            raise SpecError(sorted(self.items, key=lambda d: (d.loc.file, d.loc.line,
-                                                              d.loc.col)))
+            unique = list({repr(d): d for d in self.items}.values())  # one per cause
+            raise SpecError(sorted(unique, key=lambda d: (d.loc.file, d.loc.line, d.loc.col)))
 
 
 def did_you_mean(word: str, choices: Iterable[str], what: str = "valid") -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from compiler.diagnostics import SourceLoc, SpecError, did_you_mean
 from compiler.expand import Defs, RawLayer, bind_args, name_problem
 from compiler.modules import INSTANCE_KEYS, ModuleDef, instance_scope, step_name
+from compiler.substitute import substitute
 from compiler.yaml_loader import LocatedDict
 
 # (layers, env, stack, into) -> False when the body had errors (already reported)
@@ -249,7 +250,8 @@ class _Emitter:
         for layer in body:
             self._emit(layer, inst, owner, scope, names, ports)
         ref = bindings[module.inputs[0].name] if module.inputs else None
-        for o, src, oloc in module.outputs:
+        for o, raw_src, oloc in module.outputs:
+            src = substitute(raw_src, self.env, oloc)  # e.g. "e2.relu${convs[1]}"
             if src not in names:
                 raise SpecError.at(oloc, f"output '{o}' of module '{module.name}' names "
                                          f"'{src}', which is not one of its layers",

@@ -116,7 +116,9 @@ def test_param_count_matches_ir(compiled: tuple[Spec, Any]) -> None:
 FORWARD_MAX_FLOPS = 3e9  # per example
 SHRINK = {"lgcn": ("filters=16", "local_depth=3", "local_wide=1", "global_depth=2",
                    "kernel_size=15"),
-          "rednet": ("size=64", "widths=[8, 16, 16, 32, 32]")}
+          "rednet": ("size=64", "widths=[8, 16, 16, 32, 32]"),
+          "rednet_video": ("size=64", "widths=[8, 16, 16, 32, 32]", "id_channels=16",
+                           "lstm_units=16")}
 
 
 def test_forward_pass_is_finite_and_normalised(compiled: tuple[Spec, Any]) -> None:

@@ -19,11 +19,11 @@ def params(*sets: str) -> int:
 
 def test_table_1_shapes_and_response_maps_at_half_the_input() -> None:
     g = load_spec(SPEC).graph
-    convs = [n for n in g.nodes if n.op == "conv2d" and n.name.startswith("rec.s1.e")]
+    convs = [n for n in g.nodes if n.op == "conv2d" and n.name.startswith("rec.s1.enc.e")]
     assert len(convs) == 13  # VGG-16's 13 convolutions
-    assert [g.node(f"rec.s1.e{i}.pool").out.shape[1] for i in range(1, 6)] == [128, 64, 32,
+    assert [g.node(f"rec.s1.enc.e{i}.pool").out.shape[1] for i in range(1, 6)] == [128, 64, 32,
                                                                              16, 8]
-    assert [g.node(f"rec.s1.d{j}.unpool").out.shape[1:] for j in range(1, 5)] == [
+    assert [g.node(f"rec.s1.dec.d{j}.unpool").out.shape[1:] for j in range(1, 5)] == [
         (16, 16, 512), (32, 32, 512), (64, 64, 256), (128, 128, 128)]
     assert g.node("rec.s1.det").out.shape == (None, 128, 128, 7)
     assert g.node("rec.reg").out.shape == (None, 128, 128, 68)
@@ -59,5 +59,35 @@ def test_ablations_by_override() -> None:
 def test_any_input_size_gives_maps_at_half_of_it() -> None:
     """72 is not a multiple of 32: the floor-pools drop a border, the unpools put zeros back."""
     g = load_spec(SPEC, ("size=72", "widths=[8, 16, 16, 32, 32]")).graph
-    assert g.node("rec.s1.e5.pool").out.shape[1:3] == (2, 2)
+    assert g.node("rec.s1.enc.e5.pool").out.shape[1:3] == (2, 2)
     assert g.node("rec.reg").out.shape == (None, 36, 36, 68)
+
+
+VIDEO = SPEC.with_name("rednet_video.yaml")
+VIDEO_SMALL = (*SMALL, "id_channels=16", "lstm_units=16")
+
+
+def test_video_model_splits_the_bottleneck_and_runs_an_lstm_over_the_clip() -> None:
+    g = load_spec(VIDEO, VIDEO_SMALL).graph
+    assert g.inputs[0].out.shape == (None, 3, 64, 64, 3)
+    assert g.node("rec.s1.e_id").out.shape == (None, 3, 2, 2, 16)
+    assert g.node("rec.s1.e_pe").out.shape == (None, 3, 2, 2, 16)
+    assert g.node("rec.s1.pe_vec").out.shape == (None, 3, 16)
+    assert g.node("rec.s1.pe_lstm").out.shape == (None, 3, 32)  # both directions
+    assert g.node("rec.s1.code").out.shape == (None, 3, 2, 2, 32)
+    assert g.node("rec.reg").out.shape == (None, 3, 32, 32, 68)
+    assert g.node("rec.s2.pe_lstm").share == "rec.s1.pe_lstm"
+
+
+def test_the_video_model_warm_starts_from_the_image_model_by_layer_names() -> None:
+    """Staged training (section 4): every weighted layer of rednet is in rednet_video
+    under the same name; without the temporal part the two have the same weights."""
+    def weighted(path: Path, sets: tuple[str, ...]) -> set[str]:
+        g = load_spec(path, sets).graph
+        return {n.name for n in g.nodes if n.op in ("conv2d", "batch_norm", "time_distributed")
+                and not n.share}
+
+    image, video = weighted(SPEC, SMALL), weighted(VIDEO, VIDEO_SMALL)
+    assert image <= video
+    assert params() == param_summary(load_spec(VIDEO, (*VIDEO_SMALL, "temporal=false")).graph,
+                                     DEFAULT_OPS)[0]
