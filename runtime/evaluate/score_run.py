@@ -172,7 +172,9 @@ def evaluate_run(run_dir: Path, *, data: str | None = None, data_format: str | N
         if length is None:
             pred, fitted, gt = predict_points(spec, model, scored.faces, dcfg, ecfg, shape)
         else:
-            pred, fitted, gt = predict_clip_points(spec, model, clips, dcfg, ecfg, shape)
+            windows: list = []
+            pred, fitted, gt = predict_clip_points(spec, model, clips, dcfg, ecfg, shape,
+                                                   windows=windows)
     except Exception as e:  # noqa: BLE001 - only a lazily decoded bad image is translated
         explain_pipeline_error(dcfg, e)
         raise
@@ -183,6 +185,12 @@ def evaluate_run(run_dir: Path, *, data: str | None = None, data_format: str | N
     if shape is not None:
         result["shape_model"] = summarize(fitted, gt[..., :2], visible, ecfg.normalizer)
         curves[f"{spec.name} + shape model"] = nme(fitted, gt[..., :2], visible, ecfg.normalizer)
+    if length is not None and windows:
+        from runtime.evaluate.video_metrics import clip_figures
+
+        wp = np.concatenate([w[0] for w in windows])
+        wg = np.concatenate([w[1] for w in windows])
+        result["video"] = clip_figures(wp, wg[..., :2], wg[..., 2] > 0.5, ecfg.normalizer)
     result.update(normalizer=ecfg.normalizer, data=str(dcfg.dataset), split=split_name,
                   split_rows=scored.text, trained_faces_scored=scored.trained_on,
                   run_data=run_data, limit=dcfg.limit)
@@ -197,6 +205,8 @@ def evaluate_run(run_dir: Path, *, data: str | None = None, data_format: str | N
                      trained_faces_scored=scored.trained_on)
         if shape is not None:
             brief["shape_model"] = {k: result["shape_model"][k] for k in _KEYS}
+        if "video" in result:
+            brief["video"] = result["video"]
         print(json.dumps(brief))  # noqa: T201 - CLI output
     else:
         print(format_report(result, plot))  # noqa: T201
@@ -239,6 +249,13 @@ def format_report(r: dict[str, Any], plot: Path) -> str:
              f"  AUC@0.08 {f('auc_008', r['auc_008'])}    AUC@0.10 {f('auc_010', r['auc_010'])}",
              "  per landmark (NME %): " + " ".join(f"{100 * v:.1f}" for v in r["per_landmark"]),
              f"  CED plot: {plot}"]
+    if "video" in r:
+        v = r["video"]
+        lines.insert(-1, f"  per clip ({v['clips']} windows): NME mean "
+                         f"{f('nme', v['clip_nme_mean'])}, median "
+                         f"{f('nme', v['clip_nme_median'])}, worst {f('nme', v['clip_nme_worst'])}")
+        lines.insert(-1, f"  temporal jitter (predicted minus true frame-to-frame motion, "
+                         f"{v['jitter_pairs']} frame pairs): {f('nme', v['jitter'])}")
     if "shape_model" in r:
         m = r["shape_model"]
         lines.insert(-1, f"  with the PCA shape model: NME {f('nme', m['nme'])}   "
@@ -314,11 +331,12 @@ def predict_points(spec: Spec, model: Any, faces: Any, dcfg: Any, ecfg: Any,
 
 
 def predict_clip_points(spec: Spec, model: Any, clips: Any, dcfg: Any, ecfg: Any,
-                        shape: Any = None, batch_size: int = 16
+                        shape: Any = None, batch_size: int = 16, windows: list | None = None
                         ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """`predict_points` for a clip spec on a scoring ClipSet: the network runs on its
     windows, points are decoded per frame and only each window's scored frames are kept,
-    so every frame counts once."""
+    so every frame counts once. `windows`, when given, receives (points [N, T, K, 2],
+    labels [N, T, K, 3]) of every frame of each batch of windows, for the video figures."""
     from runtime.data.pipeline import make_window_dataset
     from runtime.evaluate.decode import map_to_image
     from runtime.evaluate.eval_config import decoded_output
@@ -349,6 +367,9 @@ def predict_clip_points(spec: Spec, model: Any, clips: Any, dcfg: Any, ecfg: Any
         points, gt = decode_frames(kind, out, dcfg.size, ecfg.refine, labels, keep)
         preds.append(points)
         gts.append(gt)
+        if windows is not None:
+            every, _ = decode_frames(kind, out, dcfg.size, ecfg.refine, labels, None)
+            windows.append((every.reshape(*labels.shape[:2], *every.shape[1:]), labels))
         if shape is not None:
             maps = out.reshape(-1, *out.shape[2:])[keep.ravel()]
             h, w = maps.shape[1:3]

@@ -57,6 +57,10 @@ def test_fit_and_eval_on_synthetic_clips(tmp_path: Path,
     assert result["trained_faces_scored"] == 0
     assert math.isfinite(result["nme"]) and result["nme"] > 0
     assert result["nme"] == pytest.approx(record["val_nme"], rel=1e-6)
+    video = result["video"]  # per-clip NME and temporal jitter, over the 20 held-out clips
+    assert video["clips"] == 20 and video["jitter_pairs"] == 40
+    assert math.isfinite(video["jitter"]) and video["clip_nme_mean"] == pytest.approx(
+        result["nme"], rel=1e-6)  # every clip has 3 scored frames: the same mean
 
 
 def test_fit_and_eval_on_youtube_faces_clips(tmp_path: Path, shared_data: Path,
