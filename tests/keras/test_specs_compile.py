@@ -93,7 +93,8 @@ def test_every_layer_reaches_an_output(path: Path) -> None:
     spec = load_spec(path)
     # a module instance computes all the module's outputs and a spec need not use each
     # (RED-Net: step 1's 68-map head, the last step's feedback): only plain layers count
-    dead = [n.name for n in spec.graph.nodes if n.name not in _live(spec) and not n.scope]
+    live = _live(spec)
+    dead = [n.name for n in spec.graph.nodes if n.name not in live and not n.scope]
     assert dead == [], f"layers no output depends on (Keras drops them): {dead}"
 
 
@@ -117,6 +118,8 @@ FORWARD_MAX_FLOPS = 3e9  # per example
 SHRINK = {"lgcn": ("filters=16", "local_depth=3", "local_wide=1", "global_depth=2",
                    "kernel_size=15"),
           "rednet": ("size=64", "widths=[8, 16, 16, 32, 32]"),
+          "rednet_resnet": ("size=64", "res_widths=[4, 8, 8, 8]", "blocks=[1, 1, 1, 1]",
+                            "stem=8"),
           "rednet_video": ("size=64", "widths=[8, 16, 16, 32, 32]", "id_channels=16",
                            "lstm_units=16")}
 

@@ -4,6 +4,9 @@ shared weights across the recurrent steps and the ablation variants by --set."""
 from __future__ import annotations
 
 from pathlib import Path
+import re
+
+import pytest
 
 from compiler.api import load_spec
 from compiler.format import param_summary
@@ -91,3 +94,21 @@ def test_the_video_model_warm_starts_from_the_image_model_by_layer_names() -> No
     assert image <= video
     assert params() == param_summary(load_spec(VIDEO, (*VIDEO_SMALL, "temporal=false")).graph,
                                      DEFAULT_OPS)[0]
+
+
+RESNET = SPEC.with_name("rednet_resnet.yaml")
+
+
+@pytest.mark.parametrize(("blocks", "units"), [("[3, 8, 36, 3]", 50), ("[3, 4, 6, 3]", 16)])
+def test_resnet_variant_depth_is_a_param(blocks: str, units: int) -> None:
+    """Table 2 (ResNet-152 stages) or the authors' code (ResNet-50): bottleneck units per
+    stage, maps at size/4 ... size/32, a skip module per decoder scale, maps at size/2."""
+    g = load_spec(RESNET, (f"blocks={blocks}",)).graph
+    b = [int(v) for v in blocks.strip("[]").split(",")]
+    found = [n.name for n in g.nodes if re.fullmatch(r"rec\.s1\.s\du\d+\.c1", n.name)]
+    assert len(found) == units == sum(b)
+    sizes = [g.node(f"rec.s1.s{i}u{b[i - 1]}.y").out.shape[1:] for i in range(1, 5)]
+    assert sizes == [(64, 64, 256), (32, 32, 512), (16, 16, 1024), (8, 8, 2048)]
+    assert [g.node(f"rec.s1.d{j}.out").out.shape[1:] for j in range(1, 5)] == [
+        (16, 16, 1024), (32, 32, 512), (64, 64, 256), (128, 128, 128)]
+    assert g.node("rec.reg").out.shape == (None, 128, 128, 68)
