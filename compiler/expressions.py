@@ -60,6 +60,7 @@ class _Parser:
         self.text, self.env = text, env
         self.toks = _tokenize(text)
         self.i = 0
+        self.dead = 0  # > 0 while parsing a branch that is not taken: syntax only, no values
 
     def peek(self) -> str | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -79,17 +80,36 @@ class _Parser:
         return value
 
     def conditional(self) -> Any:
-        v = self.or_expr()
-        if self.peek() == "if":
-            self.take()
-            cond = self.or_expr()
-            self.take("else")
-            other = self.conditional()
-            if not isinstance(cond, bool):
-                raise ExprError(f"condition must be true or false, found {cond!r} in "
-                                f"'{self.text}'")
-            return v if cond else other
-        return v
+        """`A if C else B` evaluates only the branch taken (Python's rule), so
+        `x[i - 1] if i > 0 else 0` is fine at i = 0 (names must still exist in both). A
+        comes before C, so it is first parsed for syntax only and evaluated once C is known."""
+        start = self.i
+        self.dead += 1
+        self.or_expr()
+        self.dead -= 1
+        if self.peek() != "if":
+            if self.dead:
+                return None
+            self.i = start
+            return self.or_expr()
+        self.take()
+        cond = self.or_expr()
+        self.take("else")
+        if self.dead:
+            self.conditional()
+            return None
+        if not isinstance(cond, bool):
+            raise ExprError(f"condition must be true or false, found {cond!r} in "
+                            f"'{self.text}'")
+        if not cond:
+            return self.conditional()
+        self.dead += 1
+        self.conditional()
+        self.dead -= 1
+        end, self.i = self.i, start
+        value = self.or_expr()
+        self.i = end
+        return value
 
     def or_expr(self) -> Any:
         v = self.and_expr()
@@ -120,6 +140,8 @@ class _Parser:
         if self.peek() in ops:
             op = self.take()
             rhs = self.sum()
+            if self.dead:
+                return None
             try:
                 return ops[op](v, rhs)
             except TypeError:
@@ -145,6 +167,8 @@ class _Parser:
     def _arith(self, op: str, a: Any, b: Any) -> Any:
         """One step, its result bounded: params feed params (`p2: ${p1 * p1}`), so 40
         unbounded lines would square a number or double a string past any memory."""
+        if self.dead:
+            return None
         return _bounded(self._step(op, a, b), self.text)
 
     def _step(self, op: str, a: Any, b: Any) -> Any:
@@ -174,6 +198,8 @@ class _Parser:
         if self.peek() == "-":
             self.take()
             v = self.unary()
+            if self.dead:
+                return None
             if not isinstance(v, (int, float)) or isinstance(v, bool):
                 raise ExprError(f"cannot negate {v!r} in '{self.text}'")
             return -v
@@ -185,6 +211,8 @@ class _Parser:
             self.take("[")
             idx = self.conditional()
             self.take("]")
+            if self.dead:
+                continue
             if not isinstance(v, (list, tuple)):
                 raise ExprError(f"cannot index {v!r} in '{self.text}' (not a list)")
             if not isinstance(idx, int) or isinstance(idx, bool):
@@ -215,11 +243,13 @@ class _Parser:
                     self.take(",")
                     args.append(self.conditional())
                 self.take(")")
+                if self.dead:
+                    return None
                 try:
                     return _FUNCS[tok](*args)
                 except (TypeError, ValueError, OverflowError) as e:
                     raise ExprError(f"{tok}(): {e} in '{self.text}'") from None
-            if tok not in self.env:
+            if tok not in self.env:  # a typo is an error in a branch not taken, too
                 raise ExprError(f"unknown name '{tok}' in '{self.text}'", name=tok)
             return self.env[tok]
         raise ExprError(f"unexpected '{tok}' in expression '{self.text}'")

@@ -115,3 +115,23 @@ def test_the_environment_is_not_modified() -> None:
     env = {"a": [1, 2]}
     evaluate("len(a) + a[0]", env)
     assert env == {"a": [1, 2]}
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("xs[i - 1] if i > 0 else 0", 0),                      # the untaken branch is not run
+    ("'e5' if i == 0 else 'd' + str(xs[9])", "e5"),
+    ("xs[9] if i > 0 else (1 if i == 0 else xs[-9])", 1),
+    ("(xs[0] if i == 0 else 1 / 0) + (2 if i > 0 else xs[2])", 13),
+])
+def test_only_the_branch_taken_is_evaluated(text: str, value: Any) -> None:
+    assert evaluate(text, {"xs": [10, 2, 3], "i": 0}) == value
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("xs[9] if i == 0 else 0", "index 9 is out of range"),   # the branch taken still fails
+    ("1 if i == 0 else nosuch", "unknown name 'nosuch'"),     # typos fail in either branch
+    ("1 if i == 0 else (", "expected a value"),               # and so does bad syntax
+])
+def test_errors_in_conditionals(text: str, message: str) -> None:
+    with pytest.raises(ExprError, match=message):
+        evaluate(text, {"xs": [10, 2, 3], "i": 0})
