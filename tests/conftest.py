@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.distributed.ray_cluster import ray_head  # noqa: F401 - one Ray head per session
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("NETSPEC_SHARED_DATA", REPO.parent / "shared" / "data"))
 

@@ -26,6 +26,7 @@ from compiler.diagnostics import DiagnosticSink, SourceLoc, SpecError, did_you_m
 from compiler.params import coerce_params
 from runtime.search import (
     STUDY_FILE,
+    Job,
     SearchConfig,
     SearchResult,
     SearchSpace,
@@ -172,9 +173,15 @@ def without_params(overrides: Sequence[str], names: Sequence[str]) -> list[str]:
     return [o for o in overrides if key(o) not in names]
 
 
-def trial_threads(workers: int, executor: str, cores: int | None = None) -> int | None:
-    """Threads per trial so `workers` concurrent trials share the cores; None: no limit."""
-    if workers <= 1 or executor != "local":
+def trial_threads(workers: int, executor: str, cores: int | None = None,
+                  ray_cpus: float | None = None) -> int | None:
+    """Threads per trial so `workers` concurrent trials share the cores; None: no limit.
+
+    A Ray trial uses the CPUs it reserved (search.resources.cpus, at least one thread),
+    since other trials may share its node whatever `workers` says."""
+    if executor == "ray":
+        return None if ray_cpus is None else max(1, math.ceil(ray_cpus))
+    if workers <= 1:
         return None
     return max(1, (cores or available_cores()) // workers)
 
@@ -272,8 +279,11 @@ def format_point(point: Mapping[str, float]) -> str:
 
 
 class Progress:
-    """One stderr line per finished trial, with the best objective so far (NME in percent,
-    as everywhere in human output); on a terminal also a bar of trials done / the limit."""
+    """Search progress on stderr: one line per finished trial with the best objective so far
+    (NME in percent, as everywhere in human output) and the state of the study: trials
+    running, finished, failed, and the current surrogate minimum f_hat_min (the last
+    proposal's prediction). A proposal or exploration, which runs alone, also gets a line
+    when it starts. On a terminal a bar of trials done / the limit carries the same state."""
 
     def __init__(self, objective: str, max_trials: int,
                  previous: Sequence[TrialRecord] = ()) -> None:
@@ -281,11 +291,40 @@ class Progress:
         ok = [r for r in previous if r.ok]
         self.best: TrialRecord | None = min(ok, key=lambda r: r.objective) if ok else None
         self._bar: Any = None
-        self._done = len({r.trial for r in ok})
+        last = {r.trial: r for r in previous}
+        self.finished = sum(r.ok for r in last.values())
+        self.failed = len(last) - self.finished
+        self.running: set[int] = set()
+        self.f_hat_min: tuple[float, int] | None = next(
+            ((r.predicted, r.trial) for r in reversed(previous)
+             if r.kind == "proposal" and r.predicted is not None), None)
+        self._done = self.finished
+
+    def state(self) -> str:
+        """'2 running, 5 finished, 1 failed, f_hat_min 0.231 (trial 7)'."""
+        low = ("f_hat_min -" if self.f_hat_min is None else
+               f"f_hat_min {figure(self.objective, self.f_hat_min[0])} "
+               f"(trial {self.f_hat_min[1]})")
+        return (f"{len(self.running)} running, {self.finished} finished, "
+                f"{self.failed} failed, {low}")
+
+    def started(self, job: Job) -> None:
+        self.running.add(job.trial)
+        if job.kind == "proposal" and job.predicted is not None:
+            self.f_hat_min = (job.predicted, job.trial)
+        if job.kind in ("proposal", "explore"):
+            self._write(f"started trial {job.trial}/{self.max_trials} {job.kind} "
+                        f"{format_point(job.params)}; {self.state()}")
+        self._update(0)
 
     def line(self, rec: TrialRecord) -> str:
         if rec.ok and (self.best is None or rec.objective < self.best.objective):
             self.best = rec
+        self.running.discard(rec.trial)
+        if rec.ok:
+            self.finished += 1
+        else:
+            self.failed += 1
         head = f"trial {rec.trial:>3}/{self.max_trials} {rec.kind:<9} {format_point(rec.point)}"
         if rec.kind == "proposal" and rec.predicted is not None:
             head += f" (f_hat {figure(self.objective, rec.predicted)}, degree {rec.degree})"
@@ -293,7 +332,7 @@ class Progress:
                 else f"FAILED: {rec.error or rec.status}")
         best = (f"best {figure(self.objective, self.best.objective)} (trial {self.best.trial})"
                 if self.best else "best -")
-        return f"{head}  {body}  {rec.seconds:.1f} s  {best}"
+        return f"{head}  {body}  {rec.seconds:.1f} s  {best}  [{self.state()}]"
 
     def start(self) -> None:
         from runtime.progress import Bar
@@ -304,13 +343,21 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
 
-    def __call__(self, rec: TrialRecord) -> None:
-        text = self.line(rec)
+    def _write(self, text: str) -> None:
         if self._bar is None:
             _say(text)
         else:
             self._bar.write(text)
-            self._bar.update()
+
+    def _update(self, n: int) -> None:
+        if self._bar is not None:
+            low = self.f_hat_min
+            self._bar.update(n, running=str(len(self.running)), failed=str(self.failed),
+                             f_hat_min="-" if low is None else figure(self.objective, low[0]))
+
+    def __call__(self, rec: TrialRecord) -> None:
+        self._write(self.line(rec))
+        self._update(1)
 
 
 def figure(objective: str, value: float | None) -> str:
@@ -389,9 +436,15 @@ def search_spec(spec: Spec, out_dir: str | os.PathLike[str], *, data: str | None
         "spec": str(Path(spec.file).resolve()), "model": model_digest(spec, space.names),
         "overrides": list(trial_overrides), "data": data, "data_format": data_format,
         "objective": budget.objective})
-    ctx = TrialContext(str(spec.file), tuple(trial_overrides), str(out_dir), budget.objective,
-                       data, data_format, trial_threads(cfg.workers, cfg.executor),
-                       available_cores(), cfg.design.count)
+    threads = trial_threads(cfg.workers, cfg.executor,
+                            ray_cpus=cfg.trial_resources.cpus if cfg.executor == "ray" else None)
+    # absolute paths: a trial may run in another working directory (a Ray worker)
+    ctx = TrialContext(str(Path(spec.file).resolve()), tuple(trial_overrides),
+                       str(out_dir.resolve()), budget.objective,
+                       str(Path(data).resolve()) if data and Path(data).exists() else data,
+                       data_format, threads,
+                       threads if cfg.executor == "ray" else available_cores(),
+                       cfg.design.count)
     previous = StudyLog(out_dir).records
     done = sum(r.ok for r in {r.trial: r for r in previous}.values())
     _say(f"search {spec.name}: {', '.join(space.names)} "
@@ -399,8 +452,9 @@ def search_spec(spec: Spec, out_dir: str | os.PathLike[str], *, data: str | None
          f"{cfg.design.count} initial trials, at most {cfg.max_trials}; "
          f"trial budget {_budget_text(budget.epochs, budget.steps)}, objective "
          f"{budget.objective}; {cfg.workers} worker(s) ({cfg.executor}"
+         + (_ray_text(cfg) if cfg.executor == "ray" else "")
          + (f", {ctx.threads} thread(s) per initial trial, {ctx.cores} per proposal"
-            if ctx.threads else "") + f") -> {out_dir}/")
+            if ctx.threads and cfg.executor != "ray" else "") + f") -> {out_dir}/")
     if done:
         _say(f"resuming: {done} finished trial(s) in {out_dir / STUDY_FILE} are not run again")
     t0 = time.perf_counter()
@@ -408,12 +462,19 @@ def search_spec(spec: Spec, out_dir: str | os.PathLike[str], *, data: str | None
     progress.start()
     try:
         result = run_search(cfg, functools.partial(run_trial, ctx), out_dir=out_dir,
-                            space=space, loc=spec.section("search").loc, on_record=progress)
+                            space=space, loc=spec.section("search").loc, on_record=progress,
+                            on_start=progress.started)
     finally:
         progress.close()
     report, plot = write_report(result, out_dir)
     _say(summary(result, report, plot, time.perf_counter() - t0, budget.objective))
     return result
+
+
+def _ray_text(cfg: SearchConfig) -> str:
+    res = cfg.trial_resources
+    return (f" at {cfg.address or 'a local cluster'}, {res.cpus:g} CPU / {res.gpus:g} GPU "
+            f"per trial, max_retries {cfg.max_retries}")
 
 
 def _budget_text(epochs: int | None, steps: int | None) -> str:

@@ -19,7 +19,7 @@ import time
 import traceback
 from typing import Any, Literal
 
-from compiler.diagnostics import UNKNOWN_LOC, SourceLoc, SpecError
+from compiler.diagnostics import UNKNOWN_LOC, SourceLoc
 from runtime.search.study import Kind
 
 # objective(point, trial_id) -> f, or a mapping {objective: f, run_dir: ..., other metrics};
@@ -93,25 +93,44 @@ def call_objective(fn: Objective, job: Job) -> Outcome:
                    None if run_dir is None else str(run_dir), metrics)
 
 
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how trials run on Ray: the cluster, each task's reservation, and how many
+    times a trial whose worker process died is run again."""
+
+    address: str | None = None
+    cpus: float = 1.0
+    gpus: float = 0.0
+    max_retries: int = 1
+
+
 def run_trials(fn: Objective, jobs: Sequence[Job], workers: int = 1, *,
                executor: Literal["local", "ray"] = "local", address: str | None = None,
                on_outcome: Callable[[Job, Outcome], None] | None = None,
+               on_start: Callable[[Job], None] | None = None,
+               ray: RayOptions | None = None,
                loc: SourceLoc = UNKNOWN_LOC) -> list[Outcome]:
     """Run `jobs`, at most `workers` at a time; outcomes come back in job order.
 
     workers=1 with the local executor calls `fn` in this process. Otherwise `fn` must
     be a picklable top-level function (Ray's cloudpickle is laxer): each trial runs in
     a fresh spawned process (local) or Ray worker, so per-trial state such as a TF
-    graph or GPU memory is released between trials. `on_outcome` is called in this
-    process as each trial finishes (e.g. to append it to the study log at once).
+    graph or GPU memory is released between trials. `on_start` and `on_outcome` are
+    called in this process as each trial is started and finishes (e.g. to append it to
+    the study log at once). `ray` (with executor 'ray') overrides `address`.
     """
     if not jobs:
         return []
     if executor == "ray":
-        return _run_ray(fn, jobs, workers, address, on_outcome, loc)
+        from runtime.search.ray_executor import run_on_ray
+
+        return run_on_ray(fn, jobs, workers, ray or RayOptions(address=address),
+                          on_outcome, on_start, loc)
     if workers <= 1:
         out = []
         for job in jobs:
+            if on_start:
+                on_start(job)
             out.append(call_objective(fn, job))
             if on_outcome:
                 on_outcome(job, out[-1])
@@ -119,19 +138,27 @@ def run_trials(fn: Objective, jobs: Sequence[Job], workers: int = 1, *,
     _check_picklable(fn)
     results: dict[int, Outcome] = {}
     ctx = multiprocessing.get_context("spawn")
+    queue = list(enumerate(jobs))
     with cf.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx,
                                 max_tasks_per_child=1) as pool:
-        futures = {pool.submit(call_objective, fn, job): i for i, job in enumerate(jobs)}
-        for fut in cf.as_completed(futures):
-            i = futures[fut]
-            try:
-                outcome = fut.result()
-            except BrokenProcessPool as exc:
-                outcome = Outcome(jobs[i].trial, None, 0.0, "failed",
-                                  f"trial process died: {exc}")
-            results[i] = outcome
-            if on_outcome:
-                on_outcome(jobs[i], outcome)
+        futures: dict[cf.Future[Outcome], int] = {}
+        while queue or futures:
+            while queue and len(futures) < workers:  # submitted = running: honest progress
+                i, job = queue.pop(0)
+                if on_start:
+                    on_start(job)
+                futures[pool.submit(call_objective, fn, job)] = i
+            done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                i = futures.pop(fut)
+                try:
+                    outcome = fut.result()
+                except BrokenProcessPool as exc:
+                    outcome = Outcome(jobs[i].trial, None, 0.0, "failed",
+                                      f"trial process died: {exc}")
+                results[i] = outcome
+                if on_outcome:
+                    on_outcome(jobs[i], outcome)
     return [results[i] for i in range(len(jobs))]
 
 
@@ -143,34 +170,3 @@ def _check_picklable(fn: Objective) -> None:
             f"the objective {fn!r} cannot be sent to worker processes ({exc}); with "
             "workers > 1 it must be a top-level function (or a functools.partial of one)"
         ) from exc
-
-
-def _run_ray(fn: Objective, jobs: Sequence[Job], workers: int, address: str | None,
-             on_outcome: Callable[[Job, Outcome], None] | None,
-             loc: SourceLoc) -> list[Outcome]:
-    try:
-        import ray
-    except ImportError:
-        raise SpecError.at(loc, "executor 'ray' needs the ray package, which is not installed",
-                           hint="pip install netspec[ray]") from None
-    if not ray.is_initialized():
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-    remote = ray.remote(max_calls=1)(call_objective)
-    pending: dict[Any, int] = {}
-    results: dict[int, Outcome] = {}
-    queue = list(enumerate(jobs))
-    while queue or pending:
-        while queue and len(pending) < max(1, workers):
-            i, job = queue.pop(0)
-            pending[remote.remote(fn, job)] = i
-        done, _ = ray.wait(list(pending), num_returns=1)
-        for ref in done:
-            i = pending.pop(ref)
-            try:
-                outcome = ray.get(ref)
-            except Exception as exc:  # noqa: BLE001 - a lost worker fails that trial only
-                outcome = Outcome(jobs[i].trial, None, 0.0, "failed", f"ray task failed: {exc}")
-            results[i] = outcome
-            if on_outcome:
-                on_outcome(jobs[i], outcome)
-    return [results[i] for i in range(len(jobs))]

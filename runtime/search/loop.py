@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from compiler.diagnostics import UNKNOWN_LOC, SourceLoc, SpecError
-from runtime.search.executors import Job, Objective, Outcome, run_trials, takes_seed
+from runtime.search.executors import Job, Objective, Outcome, RayOptions, run_trials, takes_seed
 from runtime.search.minimize import Minimum, minimize_surrogate, sample_feasible
 from runtime.search.noise import NoiseEstimate, estimate_noise, replicate_jobs
 from runtime.search.space import SearchConfig, SearchSpace
@@ -273,14 +273,16 @@ def _replayed(job: Job, logged: TrialRecord | None, space: SearchSpace,
 def run_search(cfg: SearchConfig, objective: Objective, *,
                out_dir: str | os.PathLike[str] | None = None,
                space: SearchSpace | None = None, loc: SourceLoc = UNKNOWN_LOC,
-               on_record: Callable[[TrialRecord], None] | None = None) -> SearchResult:
+               on_record: Callable[[TrialRecord], None] | None = None,
+               on_start: Callable[[Job], None] | None = None) -> SearchResult:
     """Run Table 1 with `objective(point, trial_id) -> f`.
 
     With `out_dir`, each finished trial is appended to out_dir/study.jsonl as soon as
     it finishes, and trials already logged as ok are not run again: the search
     replays them (same ids and points, since they derive from the seed) and carries
     on where it stopped. Workers and executor come from `cfg`. `on_record` is called
-    in this process with each trial's record as it finishes (not for replayed ones).
+    in this process with each trial's record as it finishes (not for replayed ones),
+    `on_start` with each job as it is handed to a worker.
     """
     space = space or cfg.space(loc)
     if cfg.replicates and not takes_seed(objective):
@@ -303,18 +305,23 @@ def run_search(cfg: SearchConfig, objective: Objective, *,
     try:
         jobs = next(steps)
         while True:
-            jobs = steps.send(_evaluate(jobs, objective, cfg, logged, space, where, on_outcome))
+            jobs = steps.send(_evaluate(jobs, objective, cfg, logged, space, where, on_outcome,
+                                        on_start))
     except StopIteration as stop:
         return stop.value
 
 
 def _evaluate(jobs: Sequence[Job], objective: Objective, cfg: SearchConfig,
               logged: dict[int, TrialRecord], space: SearchSpace, where: SourceLoc,
-              on_outcome: Callable[[Job, Outcome], None]) -> list[TrialRecord]:
+              on_outcome: Callable[[Job, Outcome], None],
+              on_start: Callable[[Job], None] | None = None) -> list[TrialRecord]:
     done = {j.trial: _replayed(j, logged.get(j.trial), space, where) for j in jobs}
     todo = [j for j in jobs if done[j.trial] is None]
+    res = cfg.trial_resources
     outcomes = run_trials(objective, todo, cfg.workers, executor=cfg.executor,
-                          address=cfg.address, on_outcome=on_outcome, loc=space.loc)
+                          address=cfg.address, on_outcome=on_outcome, on_start=on_start,
+                          ray=RayOptions(cfg.address, res.cpus, res.gpus, cfg.max_retries),
+                          loc=space.loc)
     records = {t: r for t, r in done.items() if r is not None}
     records.update((j.trial, _record(j, o)) for j, o in zip(todo, outcomes, strict=True))
     return [records[j.trial] for j in jobs]

@@ -57,6 +57,22 @@ class TrialBudget(OpParams):
 
 
 @dataclass(frozen=True)
+class TrialResources(OpParams):
+    """`search.resources`: what one trial reserves on a Ray cluster (its task's num_cpus and
+    num_gpus), so Ray packs trials onto nodes that can hold them; the trial's TensorFlow
+    threads follow `cpus`."""
+
+    cpus: float = param(1.0, "CPU cores a trial reserves (executor ray)", min=0.0)
+    gpus: float = param(0.0, "GPUs a trial reserves (executor ray; fractions share one)",
+                        min=0.0)
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.cpus == 0 and self.gpus == 0:
+            return [("cpus", "a trial must reserve some CPU or GPU, found cpus 0 and gpus 0")]
+        return []
+
+
+@dataclass(frozen=True)
 class NoiseDesign(OpParams):
     """`search.noise`: how the objective's run-to-run noise (seed, shuffling) is measured.
 
@@ -272,6 +288,11 @@ class SearchConfig(OpParams):
     executor: Literal["local", "ray"] = param("local", "local: serial or a process pool; "
                                                "ray: a Ray cluster (pip install netspec[ray])")
     address: str | None = param(None, "Ray cluster address (null: start or join a local one)")
+    resources: TrialResources | Mapping[str, Any] = param(
+        TrialResources(), "per-trial Ray resources {cpus: 1, gpus: 0}")
+    max_retries: int = param(1, "times a trial is rerun when its Ray worker process dies "
+                             "(then it is recorded as failed); a raising trial is not rerun",
+                             min=0)
 
     def __post_init__(self) -> None:
         # Nested sections arrive as mappings from YAML; keep them typed once valid.
@@ -295,6 +316,10 @@ class SearchConfig(OpParams):
             raise SpecError.at(UNKNOWN_LOC, "search.trial is not valid; "
                                "load the config with load_search_config")
         return self.trial
+
+    @property
+    def trial_resources(self) -> TrialResources:
+        return self.resources if isinstance(self.resources, TrialResources) else TrialResources()
 
     @property
     def replicates(self) -> int:
@@ -341,7 +366,7 @@ class SearchConfig(OpParams):
 
 _NESTED: tuple[tuple[str, type[OpParams]], ...] = (
     ("initial", InitialDesign), ("trial", TrialBudget), ("noise", NoiseDesign),
-    ("phi", RelativePhi))
+    ("phi", RelativePhi), ("resources", TrialResources))
 
 
 def load_search_config(raw: Mapping[str, Any], loc: SourceLoc = UNKNOWN_LOC, *,

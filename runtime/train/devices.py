@@ -7,8 +7,14 @@ TensorFlow state elsewhere.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
+import hashlib
+import json
 import logging
+import os
 from typing import Any
+
+from compiler.diagnostics import SourceLoc, SpecError
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +31,7 @@ def configure(seed: int, strategy: str = "default") -> Any:
     if strategy == "mirrored":
         return tf.distribute.MirroredStrategy()
     if strategy == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return tf.distribute.MultiWorkerMirroredStrategy()  # the cluster comes from TF_CONFIG
     return tf.distribute.get_strategy()
 
 
@@ -40,3 +46,109 @@ def describe_devices() -> str:
         details = tf.config.experimental.get_device_details(g)
         names.append(details.get("device_name", g.name))
     return f"{len(gpus)} GPU: " + ", ".join(names)
+
+
+# ------------------------------------------------------------------ multi-worker
+
+CLI = SourceLoc("<command line>")
+
+
+@dataclass(frozen=True)
+class Worker:
+    """This process's place in a TF_CONFIG cluster: worker `index` of `workers`; worker 0
+    is the chief, the only one that writes the run directory."""
+
+    workers: tuple[str, ...]
+    index: int
+
+    @property
+    def chief(self) -> bool:
+        return self.index == 0
+
+    @property
+    def count(self) -> int:
+        return len(self.workers)
+
+    def text(self) -> str:
+        return f"worker {self.index}/{self.count} ({self.workers[self.index]})"
+
+
+def tf_config(workers: str, task_index: int | None) -> str:
+    """The TF_CONFIG JSON of `--workers HOST:PORT,HOST:PORT --task-index I`."""
+    hosts = [w.strip() for w in workers.split(",") if w.strip()]
+    bad = [h for h in hosts if h.count(":") != 1 or not h.rsplit(":", 1)[1].isdigit()
+           or not 0 < int(h.rsplit(":", 1)[1]) < 65536]
+    if not hosts or bad:
+        raise SpecError.at(CLI, f"--workers: expected HOST:PORT,HOST:PORT, found {workers!r}",
+                           hint="e.g. --workers 10.0.0.1:12345,10.0.0.2:12345 (the same list, "
+                                "in the same order, on every worker)")
+    if len(set(hosts)) != len(hosts):
+        raise SpecError.at(CLI, f"--workers lists an address twice: {workers!r}",
+                           hint="give each worker its own HOST:PORT")
+    if task_index is None or not 0 <= task_index < len(hosts):
+        raise SpecError.at(CLI, f"--task-index must be 0..{len(hosts) - 1} with {len(hosts)} "
+                           f"--workers, found {task_index}",
+                           hint="start one `netspec fit` per worker, each with its own "
+                                "--task-index (0 is the chief, which writes the run)")
+    return json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker",
+                                                              "index": task_index}})
+
+
+def worker_role(strategy: str) -> Worker | None:
+    """This process's Worker under strategy multi_worker (from TF_CONFIG), else None."""
+    if strategy != "multi_worker":
+        return None
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise SpecError.at(CLI, "strategy multi_worker needs the cluster: TF_CONFIG is not set",
+                           hint="pass --workers HOST:PORT,HOST:PORT --task-index I, or set "
+                                "TF_CONFIG as for tf.distribute")
+    try:
+        cfg = json.loads(raw)
+        workers = tuple(cfg["cluster"]["worker"])
+        task = cfg["task"]
+        index = int(task["index"])
+        kind = task.get("type", "worker")
+    except (ValueError, KeyError, TypeError):
+        raise SpecError.at(SourceLoc("TF_CONFIG"), "TF_CONFIG is not a cluster description",
+                           hint='expected {"cluster": {"worker": ["HOST:PORT", ...]}, '
+                                '"task": {"type": "worker", "index": I}}') from None
+    if set(cfg["cluster"]) - {"worker"} or kind != "worker" or not 0 <= index < len(workers):
+        raise SpecError.at(SourceLoc("TF_CONFIG"), "netspec runs clusters of workers only "
+                           f"(worker 0 is the chief); found jobs {sorted(cfg['cluster'])}, "
+                           f"task {kind} {index}",
+                           hint="list every machine under cluster.worker and give each its "
+                                "index")
+    return Worker(workers, index)
+
+
+def use_multi_worker_steps(model: Any, strategy: Any, batch: Any) -> None:
+    """Let Keras' `fit` train under MultiWorkerMirroredStrategy.
+
+    Keras 3's TF trainer cannot: before the first step it reduces a distributed input
+    batch with `strategy.reduce` (which takes a tensor, not an (x, y) structure), and its
+    train function reduces scalar logs with axis=0 (tensorflow/tensorflow#72388). So the
+    model is built here from one local `batch`, and its train function is replaced by the
+    same `train_step` run on every replica with the logs averaged over replicas; the
+    gradients are all-reduced by the optimizer as in any tf.distribute strategy.
+    """
+    import tensorflow as tf
+
+    with strategy.scope():
+        model._symbolic_build(data_batch=batch)  # metric/loss state, outside replica context
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+    @tf.function
+    def train_function(iterator: Any) -> dict[str, Any]:
+        logs = strategy.run(model.train_step, args=(next(iterator),))
+        return {k: strategy.reduce("MEAN", v, axis=None) for k, v in logs.items()}
+
+    model.train_function = train_function
+
+
+def weights_digest(model: Any) -> str:
+    """sha256 of every weight's bytes (first 16 hex digits): equal on all workers."""
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        h.update(w.tobytes())
+    return h.hexdigest()[:16]

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+import hashlib
 import json
 import logging
 from pathlib import Path
+import shutil
 import sys
+import tempfile
 import time
 from typing import TYPE_CHECKING, Any
 import warnings
@@ -46,6 +49,7 @@ from runtime.run_dir import (
     read_state,
     same_data,
 )
+from runtime.train import devices
 from runtime.train.model_memory import check_fits_in_memory, is_out_of_memory, out_of_memory_error
 from runtime.train.train_config import TrainConfig, train_config
 
@@ -183,7 +187,8 @@ def _collect(ds: Any, input_name: str, limit: int | None) -> tuple[np.ndarray, n
 
 def make_validator(x: np.ndarray, y: np.ndarray, input_name: str, output: str, kind: str,
                    size: int, ecfg: EvalConfig, batch_size: int, objective: Objective,
-                   frames: np.ndarray | None = None) -> Callable[[Any], dict[str, float]]:
+                   frames: np.ndarray | None = None, local: bool = False
+                   ) -> Callable[[Any], dict[str, float]]:
     """A function model -> the epoch's validation logs on a fixed validation array, from
     one prediction pass: `val_loss` (and `val_<output>_loss` for several outputs) in the
     compiled objective's terms, plus `val_nme`, `val_fr_010`, `val_auc_008` from the
@@ -191,12 +196,16 @@ def make_validator(x: np.ndarray, y: np.ndarray, input_name: str, output: str, k
 
     Clips (x [N, T, S, S, C], y [N, T, K, 3]): points are decoded per frame and scored
     over the frames `frames` [N, T] marks (each held-out frame once), so val_nme means
-    what it means for images; the losses are the objective's per-clip means."""
+    what it means for images; the losses are the objective's per-clip means.
+
+    `local`: predict in this process alone (multi-worker runs: every worker scores the
+    whole validation array with its copy of the weights, which are the same on all)."""
     from runtime.evaluate.decode import decode
     from runtime.evaluate.metrics import summarize
 
     def validate(model: Any) -> dict[str, float]:
-        preds = model.predict({input_name: x}, batch_size=batch_size, verbose=0)
+        preds = (predict_locally(model, {input_name: x}, batch_size) if local
+                 else model.predict({input_name: x}, batch_size=batch_size, verbose=0))
         if y.ndim == 4:  # clips: per-frame decoding over the scored frames
             points, gt = decode_frames(kind, preds[output], size, ecfg.refine, y, frames)
         else:
@@ -216,6 +225,19 @@ def make_validator(x: np.ndarray, y: np.ndarray, input_name: str, output: str, k
         return logs
 
     return validate
+
+
+def predict_locally(model: Any, inputs: dict[str, np.ndarray], batch_size: int
+                    ) -> dict[str, np.ndarray]:
+    """{output: predictions} from plain model calls, batch by batch, outside any
+    distribution strategy (Keras' predict would shard the array over the workers)."""
+    n = len(next(iter(inputs.values())))
+    parts: dict[str, list[np.ndarray]] = {}
+    for i in range(0, n, batch_size):
+        out = model({k: v[i:i + batch_size] for k, v in inputs.items()}, training=False)
+        for name, value in out.items():
+            parts.setdefault(name, []).append(np.asarray(value))
+    return {name: np.concatenate(v) for name, v in parts.items()}
 
 
 def decode_frames(kind: str, out: np.ndarray, size: int, refine: Any, y: np.ndarray,
@@ -245,6 +267,8 @@ def fit_spec(spec: Spec, run_dir: Path, *, data: str | None = None,
         data, data_format = old_state["data"], data_format or old_state.get("data_format")
     dcfg, tcfg, ecfg = _configs(spec, data, data_format, device or {},
                                 resume=old_state is not None)
+    role = devices.worker_role(tcfg.strategy)  # multi-worker: only the chief writes RUN/
+    writer = role is None or role.chief
     resolved = dump_spec(expanded_document(spec))
     state: dict[str, Any] = {"epoch": 0, "best": None, "best_epoch": None,
                              "monitor": tcfg.monitor, "overrides": list(overrides),
@@ -267,10 +291,11 @@ def fit_spec(spec: Spec, run_dir: Path, *, data: str | None = None,
         if changes and tcfg.schedule == "cosine":
             _say("note: the cosine learning-rate schedule now spans the new train.epochs, so "
                  "the remaining epochs follow a different curve than the first ones did")
-        _drop_uncommitted_metrics(run_dir / "metrics.jsonl", done)
-        for name in ("model.keras", "state.json", "spec.resolved.yaml"):  # a killed write's
-            for tmp in run_dir.glob(f".{name}.*"):                        # temp file
-                tmp.unlink(missing_ok=True)
+        if writer:
+            _drop_uncommitted_metrics(run_dir / "metrics.jsonl", done)
+            for name in ("model.keras", "state.json", "spec.resolved.yaml"):  # a killed
+                for tmp in run_dir.glob(f".{name}.*"):                        # write's temp
+                    tmp.unlink(missing_ok=True)
     elif resume:
         _say(f"{run_dir}: no state.json yet, so there is nothing to resume; starting a new run")
     check_fits_in_memory(spec, tcfg.optimizer)
@@ -283,17 +308,31 @@ def fit_spec(spec: Spec, run_dir: Path, *, data: str | None = None,
         faces = load_faces(spec, dcfg)  # bad data fails before RUN/ is created
         train_faces, val_faces = split(faces, dcfg)
         background = backgrounds(train_faces, dcfg, spec.section("data").loc_of("negatives"))
-    ensure_output_dir(run_dir)
+    if role is not None and tcfg.batch_size % role.count:
+        raise SpecError.at(spec.section("train").loc_of("batch_size"), f"train.batch_size "
+                           f"{tcfg.batch_size} is the global batch of {role.count} workers, "
+                           "so it must be a multiple of the worker count",
+                           hint="use e.g. train.batch_size="
+                                f"{max(1, tcfg.batch_size // role.count) * role.count}")
+    if role is not None and tcfg.max_minutes:
+        raise SpecError.at(spec.section("train").loc_of("max_minutes"), "train.max_minutes "
+                           "stops a worker by its own clock, so workers would stop at "
+                           "different steps and the others wait for ever in a collective",
+                           hint="bound a multi-worker fit by train.epochs (and "
+                                "train.patience), not by time")
+    if writer:
+        ensure_output_dir(run_dir)
     try:
-        atomic_write_text(run_dir / "spec.resolved.yaml", resolved)
-        if ecfg.shape_model:  # LGCN: PCA shape model of the training shapes -> shape_model.npz
+        if writer:
+            atomic_write_text(run_dir / "spec.resolved.yaml", resolved)
+        if ecfg.shape_model and writer:  # LGCN: PCA shape model of the training shapes
             from runtime.shapes.shape_model import save_training_shape_model
 
             shapes = train_faces if length is None else train_faces.faces.subset(
                 np.unique(train_faces.windows))  # clips: their frames
             save_training_shape_model(run_dir, shapes, dcfg, ecfg)
         return _train(spec, run_dir, dcfg, tcfg, ecfg, train_faces, val_faces, state, quiet,
-                      background)
+                      background, role)
     except OSError as e:
         if e.filename and _inside(Path(e.filename), run_dir):
             raise SpecError.at(SourceLoc(str(e.filename)), f"cannot write the run: "
@@ -370,14 +409,13 @@ def _drop_uncommitted_metrics(path: Path, epochs: int) -> None:
 
 def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg: EvalConfig,
            train_faces: Any, val_faces: Any, state: dict[str, Any], quiet: bool,
-           background: Any = None) -> FitResult:
+           background: Any = None, role: devices.Worker | None = None) -> FitResult:
     import keras
     import tensorflow as tf
 
     from runtime.data.config import negatives_config
     from runtime.data.pipeline import make_dataset, make_training_dataset
     from runtime.evaluate.eval_config import decoded_output, trained_outputs
-    from runtime.train import devices
     from runtime.train.callbacks import EpochProgress, NaNGuard, RunRecorder, TimeBudget, Validation
     from runtime.train.model_setup import build_model, learning_rate_at
 
@@ -413,8 +451,16 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
         if is_out_of_memory(e):
             raise out_of_memory_error(spec, tcfg.optimizer, e) from None
         raise
+    # multi-worker: every worker saves (the TF pattern), workers other than the chief into
+    # a temporary folder deleted at the end; all of them resume from the chief's RUN/
+    write_dir = run_dir if role is None or role.chief else Path(
+        tempfile.mkdtemp(prefix=f"netspec-worker{role.index}-"))
+    if role is not None:
+        first = next(iter(_with_targets(train_ds, outputs)))
+        devices.use_multi_worker_steps(model, strategy, first)
+        _say(_shard_line(strategy, role, train_ds, input_name, batch))
     ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-    manager = tf.train.CheckpointManager(ckpt, str(run_dir / "checkpoints"),
+    manager = tf.train.CheckpointManager(ckpt, str(write_dir / "checkpoints"),
                                          max_to_keep=tcfg.keep_checkpoints)
     if start:
         _restore(ckpt, committed_checkpoint(run_dir, state), start)
@@ -434,13 +480,14 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
                            hint="landmarks must be 0-based pixel x, y of their image; check "
                                 "the data's coordinates and data.crop / data.crop_ratio")
     validator = make_validator(xv, yv, input_name, out_name, kind, dcfg.size, ecfg, batch,
-                               objective, frames=val_frames)
+                               objective, frames=val_frames, local=role is not None)
     nan_guard = NaNGuard()
     callbacks: list[Any] = [
         Validation(validator),
-        RunRecorder(run_dir, manager, tcfg.monitor, state, lambda e: learning_rate_at(tcfg, e)),
+        RunRecorder(write_dir, manager, tcfg.monitor, state,
+                    lambda e: learning_rate_at(tcfg, e)),
         nan_guard,
-        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
+        keras.callbacks.TensorBoard(str(write_dir / "tensorboard"), write_graph=False),
     ]
     if not quiet:
         callbacks.append(EpochProgress(tcfg.epochs, steps, tcfg.monitor, state))
@@ -471,11 +518,32 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
     stopped = "completed" if done >= tcfg.epochs else (
         "time_budget" if budget and time.time() > budget.deadline else "early_stopping")
     state["stopped"] = stopped
-    atomic_write_json(run_dir / "state.json", state)
+    atomic_write_json(write_dir / "state.json", state)
+    if role is not None:
+        _say(f"{role.text()}: weights digest {devices.weights_digest(model)}")
+        if write_dir != run_dir:
+            shutil.rmtree(write_dir, ignore_errors=True)
     _say(f"done in {time.time() - t0:.0f} s: {done} epochs ({stopped}); best {tcfg.monitor} "
          f"{format_figure(tcfg.monitor, state.get('best'))} at epoch {state.get('best_epoch')}; "
          f"model: {run_dir / 'model.keras'}")
     return FitResult(run_dir, done, state.get("best"), state.get("best_epoch"), stopped)
+
+
+def _shard_line(strategy: Any, role: devices.Worker, train_ds: Any, input_name: str,
+                batch: int) -> str:
+    """What this worker trains on: its share of each global batch, and a digest of its part
+    of the first batch (different on every worker: the data is sharded, not repeated)."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    dist = strategy.experimental_distribute_dataset(train_ds.take(1).with_options(options))
+    x, _ = next(iter(dist))
+    local = np.concatenate([np.asarray(v) for v in
+                            strategy.experimental_local_results(x[input_name])])
+    digest = hashlib.sha256(local.tobytes()).hexdigest()[:16]
+    return (f"{role.text()}: {len(local)} of each global batch of {batch} examples here; "
+            f"first batch digest {digest}")
 
 
 def _restore(ckpt: Any, prefix: str, epoch: int) -> None:

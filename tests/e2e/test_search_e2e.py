@@ -1,7 +1,7 @@
 """`netspec search` end to end on real MTFL faces: a 4-trial search of a shrunken
 is_net (3 initial trials + 1 proposal, one short epoch each), then two reruns of the
-same study: one that must re-run only the trial missing from the log (in a worker
-process), one that must run nothing."""
+same study: one that must re-run only the trial missing from the log (as a task on a
+real Ray cluster on 127.0.0.1), one that must run nothing."""
 
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def trial_lines(stderr: str) -> list[str]:
 
 
 @pytest.mark.data
-def test_search_trains_trials_reports_and_resumes(tmp_path: Path, faces: Path) -> None:
+def test_search_trains_trials_reports_and_resumes(tmp_path: Path, faces: Path,
+                                                  ray_head: str) -> None:
     out = tmp_path / "study"
     first = search(out, faces)
     records = study(out)
@@ -80,19 +81,24 @@ def test_search_trains_trials_reports_and_resumes(tmp_path: Path, faces: Path) -
     assert [int(re.match(r"trial +(\d+)", x).group(1)) for x in lines] == [1, 2, 3, 4]
     winner = min(records, key=lambda r: r["objective"])
     best = winner["objective"]
-    assert lines[-1].rstrip().endswith(f"best {best:.5g} (trial {winner['trial']})")
+    assert f"best {best:.5g} (trial {winner['trial']})  [0 running, 4 finished, 0 failed, " \
+        f"f_hat_min {prop['predicted']:.5g} (trial 4)]" in lines[-1]
     assert f"f_min (measured) {prop['objective']:.5g}" in first.stderr
     report = (out / "report.txt").read_text()
     assert "search over beta2, beta3, beta4: 4 trials (3 initial, 1 proposal)" in report
     assert "beta_hat (trial 4)" in report and f"{best:.4f}" in report
     assert (out / "surrogate.png").stat().st_size > 0
 
-    # lose the proposal's record: a rerun (2 workers) replays 1-3 and runs only trial 4
+    # lose the proposal's record: a rerun on a real Ray cluster replays 1-3 and runs only
+    # trial 4, as a Ray task
     kept = {n: (out / "trials" / f"{n:03d}" / "metrics.jsonl").stat().st_mtime_ns
             for n in (1, 2, 3)}
     lines = (out / "study.jsonl").read_text().splitlines(keepends=True)
     (out / "study.jsonl").write_text("".join(lines[:3]))
-    second = search(out, faces, "--workers", "2")
+    second = search(out, faces, "--workers", "2", "--executor", "ray", "--address", ray_head)
+    assert f"2 worker(s) (ray at {ray_head}, 1 CPU / 0 GPU per trial, max_retries 1)" \
+        in second.stderr
+    assert "started trial 4/4 proposal" in second.stderr
     assert "resuming: 3 finished trial(s)" in second.stderr
     assert [x.split()[1] for x in trial_lines(second.stderr)] == ["4/4"]
     again = study(out)

@@ -153,6 +153,8 @@ def test_trial_threads_share_the_cores() -> None:
     assert search_cmd.trial_threads(3, "local", cores=8) == 2
     assert search_cmd.trial_threads(4, "local", cores=2) == 1
     assert search_cmd.trial_threads(2, "ray", cores=8) is None
+    assert search_cmd.trial_threads(4, "ray", cores=8, ray_cpus=1.5) == 2  # its reservation
+    assert search_cmd.trial_threads(1, "ray", ray_cpus=0.25) == 1
     ctx = search_cmd.TrialContext("s.yaml", (), "d", "val_loss", threads=2, cores=8, initial=15)
     assert [ctx.threads_for(t) for t in (1, 15, 16, 30)] == [2, 2, 8, 8]
     assert search_cmd.TrialContext("s.yaml", (), "d", "val_loss").threads_for(16) is None
@@ -174,18 +176,39 @@ def test_trial_figures_take_the_best_finite_epoch(tmp_path: Path) -> None:
         search_cmd.trial_figures([{"val_loss": float("inf")}], "val_loss")
 
 
-def test_progress_lines_track_the_best_so_far() -> None:
+def test_progress_lines_track_the_best_running_failed_and_f_hat_min(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from runtime.search import Job
+
     def rec(trial: int, obj: float | None, kind: str = "initial", **kw: Any) -> TrialRecord:
         return TrialRecord(trial, {"a": 0.25, "b": 0.5}, obj, kind,  # type: ignore[arg-type]
                            "ok" if obj is not None else "failed", 0, 12.34, **kw)
 
+    def job(trial: int, kind: str = "initial", **kw: Any) -> Job:
+        return Job(trial, (("a", 0.25), ("b", 0.5)), kind, 0, **kw)  # type: ignore[arg-type]
+
     prog = search_cmd.Progress("val_loss", 9, previous=[rec(1, 0.4)])
+    prog.started(job(2))
+    prog.started(job(3))
+    assert prog.state() == "2 running, 1 finished, 0 failed, f_hat_min -"
+    assert capsys.readouterr().err == ""  # initial trials start silently, side by side
     assert prog.line(rec(2, 0.5)) == ("trial   2/9 initial   a=0.2500 b=0.5000  val_loss 0.5  "
-                                      "12.3 s  best 0.4 (trial 1)")
-    line = prog.line(rec(3, 0.25, "proposal", predicted=0.2, degree=2))
-    assert "(f_hat 0.2, degree 2)" in line and line.endswith("best 0.25 (trial 3)")
-    line = prog.line(rec(4, None, error="RuntimeError: boom"))
-    assert "FAILED: RuntimeError: boom" in line and line.endswith("best 0.25 (trial 3)")
+                                      "12.3 s  best 0.4 (trial 1)  [1 running, 2 finished, "
+                                      "0 failed, f_hat_min -]")
+    line = prog.line(rec(3, None, error="RuntimeError: boom"))
+    assert "FAILED: RuntimeError: boom" in line and line.endswith(
+        "best 0.4 (trial 1)  [0 running, 2 finished, 1 failed, f_hat_min -]")
+    prog.started(job(4, "proposal", predicted=0.2, degree=2))
+    assert capsys.readouterr().err == ("started trial 4/9 proposal a=0.2500 b=0.5000; 1 running"
+                                       ", 2 finished, 1 failed, f_hat_min 0.2 (trial 4)\n")
+    line = prog.line(rec(4, 0.25, "proposal", predicted=0.2, degree=2))
+    assert "(f_hat 0.2, degree 2)" in line and line.endswith(
+        "best 0.25 (trial 4)  [0 running, 3 finished, 1 failed, "
+        "f_hat_min 0.2 (trial 4)]")
+    # a resumed study starts from its log: the last proposal's f_hat is the minimum
+    again = search_cmd.Progress("val_loss", 9, previous=[
+        rec(1, 0.4), rec(2, None), rec(3, 0.3, "proposal", predicted=0.28, degree=2)])
+    assert again.state() == "0 running, 2 finished, 1 failed, f_hat_min 0.28 (trial 3)"
 
 
 # ------------------------------------------------------------ a whole search, no TF

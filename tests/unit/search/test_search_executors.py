@@ -1,10 +1,9 @@
-"""Running trials serially, in spawned processes, or on Ray (faked here: ray is optional)."""
+"""Running trials serially or in spawned processes (the Ray executor runs against a real
+Ray cluster in tests/distributed/test_search_ray.py)."""
 
 from __future__ import annotations
 
 import sys
-import types
-from typing import Any
 
 import numpy as np
 import pytest
@@ -65,32 +64,3 @@ def test_ray_missing_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SpecError, match=r"executor 'ray' needs the ray package") as info:
         run_trials(eq4, JOBS, 2, executor="ray")
     assert "hint: pip install netspec[ray]" in str(info.value)
-
-
-def test_ray_executor_against_a_fake_ray(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: dict[str, Any] = {"init": None, "max_calls": None, "in_flight": []}
-
-    class Ref:
-        def __init__(self, value: Any) -> None:
-            self.value = value
-
-    def remote(max_calls: int) -> Any:
-        calls["max_calls"] = max_calls
-
-        def wrap(fn: Any) -> Any:
-            return types.SimpleNamespace(remote=lambda *a: Ref(fn(*a)))
-        return wrap
-
-    def wait(refs: list[Ref], num_returns: int) -> tuple[list[Ref], list[Ref]]:
-        calls["in_flight"].append(len(refs))
-        return refs[-num_returns:], refs[:-num_returns]  # finish out of order
-
-    fake = types.SimpleNamespace(
-        is_initialized=lambda: False, remote=remote, wait=wait, get=lambda r: r.value,
-        init=lambda **kw: calls.__setitem__("init", kw))
-    monkeypatch.setitem(sys.modules, "ray", fake)
-    out = run_trials(fails_on_trial_3, JOBS, 2, executor="ray", address="ray://head:10001")
-    assert [o.trial for o in out] == [1, 2, 3, 4]
-    assert [o.status for o in out] == ["ok", "ok", "failed", "ok"]
-    assert calls["init"]["address"] == "ray://head:10001" and calls["max_calls"] == 1
-    assert max(calls["in_flight"]) == 2  # never more than `workers` trials at once
