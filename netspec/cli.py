@@ -27,6 +27,7 @@ examples:
   netspec predict runs/rcn6 face.jpg -o predictions/
   netspec predict runs/lgcn group.jpg -o faces/ --multi-face
   netspec search specs/is_net.yaml -o searches/is --data ../shared/data/mtfl
+  netspec export runs/rcn6 -o exports/rcn6_tflite --format tflite
   netspec doctor                      # versions, devices, numerics self-test: for bug reports
 """
 
@@ -82,6 +83,7 @@ def cmd_expand(args: argparse.Namespace) -> int:
 def cmd_ops(args: argparse.Namespace) -> int:
     from compiler.opdoc import describe_op, list_ops
     from compiler.ops import DEFAULT_OPS
+    from runtime.export.op_support import export_summary, support_line
 
     if args.name:
         opdef = DEFAULT_OPS.get(args.name)
@@ -92,8 +94,10 @@ def cmd_ops(args: argparse.Namespace) -> int:
                   f"{did_you_mean(args.name, DEFAULT_OPS.names(), 'known ops')}", file=sys.stderr)
             return 2
         print(describe_op(opdef), end="")
+        print(support_line(args.name))
     else:
         print(list_ops(DEFAULT_OPS), end="")
+        print(export_summary(DEFAULT_OPS.names()))
     return 0
 
 
@@ -175,6 +179,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from runtime.train.fit import fit_spec
 
     spec = _load(args)
+    if args.workers is not None or args.task_index is not None:  # a multi-worker fit
+        from runtime.train.devices import tf_config
+
+        os.environ["TF_CONFIG"] = tf_config(args.workers or "", args.task_index)
+        args.strategy = "multi_worker"
     import_tensorflow()  # after the spec's own checks, which need no TensorFlow
     run_dir = Path(args.output or Path("runs") / spec.name)
     fit_spec(spec, run_dir, data=args.data, data_format=args.format, resume=args.resume,
@@ -202,6 +211,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    if args.multi_face and args.detect:
+        raise SpecError.at(SourceLoc("--detect"), "--detect and --multi-face are two ways of "
+                                                  "finding faces: pick one")
     if args.multi_face:
         return cmd_predict_multiface(args)
     given = [f for f, v in (("--peak-threshold", args.peak_threshold),
@@ -219,7 +231,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     out = Path(args.output)
     index = predict_run(Path(args.run), [Path(p) for p in args.images], out,
-                        box=args.box, video=args.video,
+                        box=args.box, video=args.video, detect=args.detect,
                         min_confidence=MIN_CONFIDENCE if args.min_confidence is None
                         else args.min_confidence)
     if args.video:
@@ -263,6 +275,27 @@ def cmd_predict_multiface(args: argparse.Namespace) -> int:
         print(f"{path}: {n} face(s)")
     print(f"wrote <image>.faces.json and <image>.faces.png for {len(done)} image(s) -> "
           f"{args.output}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """A run as SavedModel / TFLite / ONNX + manifest.json (runtime/export/)."""
+    from runtime.export.command import check_options
+
+    try:
+        check_options(args.format, args.quantize, args.calibration)
+    except SpecError as e:  # a flag combination: a usage error
+        print(str(e), file=sys.stderr)
+        return 2
+    import_tensorflow()
+    from runtime.export.command import export_run
+
+    r = export_run(Path(args.run), Path(args.output), args.format, quantize=args.quantize,
+                   calibration=args.calibration)
+    pts = "" if r.points_diff is None else f", points {r.points_diff:.2g} px"
+    print(f"exported {args.format}{' ' + args.quantize if args.quantize else ''} -> "
+          f"{r.artefact} (+ {r.manifest.name}); max |export - keras| on fixed inputs: "
+          f"{r.max_abs_diff:.2g}{pts}")
     return 0
 
 
@@ -360,7 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mixed-precision", action="store_true")
     p.add_argument("--xla", action="store_true", help="compile train steps with XLA (jit)")
     p.add_argument("--strategy", choices=("default", "mirrored", "multi_worker"),
-                   default="default", help="tf.distribute strategy")
+                   default="default", help="tf.distribute strategy (multi_worker: the "
+                   "cluster in TF_CONFIG)")
+    p.add_argument("--workers", metavar="HOST:PORT,...",
+                   help="multi-worker training: every worker's address, the same list on "
+                        "each (sets TF_CONFIG; worker 0 is the chief, which writes the run)")
+    p.add_argument("--task-index", type=int, metavar="I",
+                   help="this process's index in --workers")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("eval", help="evaluate a run: NME, FR@0.08/0.10, AUC@0.08, CED plot")
@@ -383,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="landmarks for images: JSON + overlay PNGs")
-    p.add_argument("run")
+    p.add_argument("run", help="a run folder, or an export folder (netspec export)")
     p.add_argument("images", nargs="+", help="image files or folders")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--box", help="crop x0,y0,x1,y1 in source pixels, made square on its centre "
@@ -394,6 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="flag a face whose score (mean peak-to-mass ratio of its heat maps; "
                         "the peak probability for spatial-softmax outputs) is below C as "
                         "low_confidence (default 0.1)")
+    p.add_argument("--detect", action="store_true",
+                   help="find faces with OpenCV's Haar cascade (pip extra 'export') and predict "
+                        "each in the crop the model was trained on: OUT/<image>.json 'faces'")
     p.add_argument("--multi-face", action="store_true",
                    help="find every face without a face detector (image pyramid + PCA "
                         "shape model; needs RUN/shape_model.npz)")
@@ -405,6 +447,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "landmarks is at least S (default 0.35; lower finds more faces, and "
                         "more false ones)")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="a run as SavedModel, TFLite or ONNX with its "
+                                      "normalisation and point decoding, + manifest.json")
+    p.add_argument("run")
+    p.add_argument("-o", "--output", required=True, help="export folder (artefact + manifest)")
+    p.add_argument("--format", required=True, choices=("savedmodel", "tflite", "onnx"))
+    p.add_argument("--quantize", choices=("float16", "int8"), default=None,
+                   help="tflite only: float16 weights, or int8 weights and activations")
+    p.add_argument("--calibration", metavar="DATA", default=None,
+                   help="--quantize int8: data set (as fit --data, or 'synthetic') whose "
+                        "first 200 training crops calibrate the int8 ranges")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("search", help="polynomial-regression search over spec params")
     _spec_args(p)

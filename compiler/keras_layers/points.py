@@ -187,7 +187,11 @@ class ArgmaxPoints(_PointsLayer):
         h, w = _grid_sizes(maps)
         cdt = _coord_dtype(maps)
         flat = ops.reshape(maps, (-1, h * w, ops.shape(maps)[3]))
-        idx = ops.cast(ops.argmax(flat, axis=1), "int32")  # first maximum on ties
+        # first maximum on ties, as an integer min over the hits: ops.argmax on floats
+        # adds a signbit (Bitcast) test that ONNX cannot take (netspec export)
+        hit = ops.equal(flat, ops.max(flat, axis=1, keepdims=True))
+        pos = ops.reshape(ops.arange(h * w, dtype="int32"), (1, h * w, 1))
+        idx = ops.min(ops.where(hit, pos, h * w), axis=1)
         x = ops.cast(idx % w, cdt)
         y = ops.cast(idx // w, cdt)
         x, y = self._to_input(x, y, h, w)

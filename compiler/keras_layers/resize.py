@@ -15,8 +15,11 @@ def _zero_insert(x: Any, r: int) -> Any:
     """[B, H, W, C] -> [B, H*r, W*r, C] with x[j, i] at (j*r, i*r) and zeros elsewhere."""
     shape = ops.shape(x)
     h, w, c = shape[1], shape[2], shape[3]
-    z = ops.expand_dims(ops.expand_dims(x, 2), 4)  # [B, H, 1, W, 1, C]
-    z = ops.pad(z, [[0, 0], [0, 0], [0, r - 1], [0, 0], [0, r - 1], [0, 0]])
+    # rank-4 pads only (the TFLite converter refuses the rank-6 Pad; netspec export):
+    # zeros after every column, then after every row
+    z = ops.pad(ops.reshape(x, (-1, h * w, 1, c)), [[0, 0], [0, 0], [0, r - 1], [0, 0]])
+    z = ops.reshape(z, (-1, h, 1, w * r * c))
+    z = ops.pad(z, [[0, 0], [0, 0], [0, r - 1], [0, 0]])
     return ops.reshape(z, (-1, h * r, w * r, c))
 
 

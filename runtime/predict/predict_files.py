@@ -72,6 +72,8 @@ class Clip:
     folder: Path | None  # the clip folder (--video)
     frames: tuple[Frame, ...]
     stems: tuple[str, ...]  # overlay stems, unique within the clip
+    boxes: tuple[tuple[float, ...], ...] = ()  # --detect: each frame's detector box
+    source: Path | None = None  # --detect: the image (its faces are the frames)
 
 
 # --- inputs ----------------------------------------------------------------------------
@@ -596,14 +598,36 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)  # noqa: T201 - per-image warnings
 
 
+def _write_faces(out_dir: Path, clip: Clip, records: list[dict[str, Any]],
+                 entries: list[dict[str, Any]], save_overlay: Any) -> None:
+    """--detect: OUT/<stem>.json with every face of one image, and one overlay of them all."""
+    for rec, b in zip(records, clip.boxes, strict=False):
+        rec["detector_box"] = [round(v, 2) for v in b]
+    path = clip.source
+    if not records:
+        _say(f"{path}: warning: no face found (OpenCV frontal-face cascade)")
+    overlay = f"{clip.name}.png"
+    pts = [np.array(r["landmarks"], np.float64) for r in records]
+    if path is not None:
+        save_overlay(path, np.concatenate(pts) if pts else np.zeros((0, 2)), out_dir / overlay)
+    doc = {"image": str(path), "faces": records, "overlay": overlay}
+    atomic_write_json(out_dir / f"{clip.name}.json", doc)
+    entries.append({"image": doc["image"], "json": f"{clip.name}.json", "faces": len(records),
+                    "low_confidence": sum(r["low_confidence"] for r in records)})
+
+
 def predict_run(run_dir: Path, paths: Sequence[Path], out_dir: Path, *, box: str | None = None,
-                video: bool = False, min_confidence: float = MIN_CONFIDENCE) -> dict[str, Any]:
+                video: bool = False, min_confidence: float = MIN_CONFIDENCE,
+                detect: bool = False) -> dict[str, Any]:
     """Predict landmarks for `paths` with the run's best model; see the module docstring.
 
     Images that cannot be read are skipped, named on stderr at the end and listed under
     "errors" (image, error) in the index. Each record has a "score" (heat-map outputs:
     runtime.evaluate.decode.face_scores) and "low_confidence" (score below `min_confidence`, or an
     image too small or transparent to hold a face; "warnings" says which).
+    `run_dir` may also be a `netspec export` folder (runtime/predict/exported.py). With
+    `detect`, every face OpenCV's cascade finds is predicted in its training crop
+    (runtime/predict/detect.py) and OUT/<stem>.json lists them under "faces".
     Returns the contents of OUT/predictions.json.
     """
     from runtime.datasets import spec_data_config
@@ -615,18 +639,37 @@ def predict_run(run_dir: Path, paths: Sequence[Path], out_dir: Path, *, box: str
     failures = _Failures()
     clips = _clips(collect_inputs(list(paths), video=video, out_dir=out_dir), box_xyxy, video,
                    failures)
-    spec, keras_model = load_run(run_dir)
-    state = read_state(run_dir)
-    if state is None or state["epoch"] < 1:
-        _say(f"{run_dir}: warning: this model was never trained (no state.json with a finished "
-             "epoch, e.g. a `netspec compile` output): its landmarks come from random weights")
-    dcfg = spec_data_config(spec)
-    dcfg = replace(dcfg, crop="box", crop_ratio=1.0, val_jitter=False, on_error="raise",
-                   deterministic=True, augment={**dict(dcfg.augment or {}), "enabled": False})
-    m = _model(spec, keras_model, dcfg)
+    from runtime.export.manifest import is_export_dir
+
+    if is_export_dir(run_dir):  # `netspec export` output: its artefact, its runtime
+        from runtime.predict.exported import load_export
+
+        model_name, exported, dcfg, out_name, kind, refine, trained_crop = \
+            load_export(run_dir)
+        m = _Model(exported, exported.input_name, out_name, kind, dcfg.size, refine)
+    else:
+        spec, keras_model = load_run(run_dir)
+        model_name = spec.name
+        state = read_state(run_dir)
+        if state is None or state["epoch"] < 1:
+            _say(f"{run_dir}: warning: this model was never trained (no state.json with a "
+                 "finished epoch, e.g. a `netspec compile` output): its landmarks come from "
+                 "random weights")
+        dcfg = spec_data_config(spec)
+        trained_crop = (dcfg.crop, float(dcfg.crop_ratio))
+        dcfg = replace(dcfg, crop="box", crop_ratio=1.0, val_jitter=False, on_error="raise",
+                       deterministic=True, augment={**dict(dcfg.augment or {}), "enabled": False})
+        m = _model(spec, keras_model, dcfg)
     if m.sequence and not video:
-        raise SpecError.at(SourceLoc(str(run_dir)), f"model '{spec.name}' takes sequences of "
+        raise SpecError.at(SourceLoc(str(run_dir)), f"model '{model_name}' takes sequences of "
                                                     "frames", hint="pass clip folders with --video")
+    if detect:
+        from runtime.predict.detect import detect_clips
+
+        if video or box_xyxy is not None:
+            raise SpecError.at(SourceLoc("--detect"), "--detect finds the faces itself: it "
+                                                      "takes neither --box nor --video")
+        clips = detect_clips(clips, trained_crop[0], trained_crop[1], dcfg.scheme)
     out_dir.mkdir(parents=True, exist_ok=True)
     progress = Bar(sum(len(c.frames) for c in clips), "predict", "img")
     entries: list[dict[str, Any]] = []
@@ -645,9 +688,11 @@ def predict_run(run_dir: Path, paths: Sequence[Path], out_dir: Path, *, box: str
                 src = network_to_source(net, frame.crop, dcfg.size)
                 rec = _record(frame, src, dcfg.scheme or _SCHEMES.get(len(src)), score,
                               min_confidence)
-                overlay = f"{clip.name}/{stem}.png" if video else f"{stem}.png"
+                overlay = f"{clip.name}/{stem}.png" if video else f"{clip.name}.png" \
+                    if detect else f"{stem}.png"
                 try:
-                    save_overlay(frame.path, src, out_dir / overlay)
+                    if not detect:  # --detect: one overlay with every face, below
+                        save_overlay(frame.path, src, out_dir / overlay)
                 except OSError as e:
                     failures.add(frame.path, DataError.at(SourceLoc(str(frame.path)),
                                                           f"cannot read the image: {e}"))
@@ -657,6 +702,9 @@ def predict_run(run_dir: Path, paths: Sequence[Path], out_dir: Path, *, box: str
                 rec["overlay"] = overlay
                 records.append(rec)
                 progress.update()
+            if detect:
+                _write_faces(out_dir, clip, records, entries, save_overlay)
+                continue
             if not records:
                 continue
             if video:
@@ -670,9 +718,10 @@ def predict_run(run_dir: Path, paths: Sequence[Path], out_dir: Path, *, box: str
                 atomic_write_json(out_dir / f"{clip.name}.json", records[0])
                 entries.append({**records[0], "json": f"{clip.name}.json"})
     progress.close()
-    index = {"run": str(run_dir), "model": spec.name, "output": m.output,
+    index = {"run": str(run_dir), "model": model_name, "output": m.output,
              "input_size": dcfg.size,
-             "crop_rule": "box" if box_xyxy is not None else "whole_image",
+             "crop_rule": "detect" if detect else "box" if box_xyxy is not None
+             else "whole_image",
              "box": None if box_xyxy is None else [float(v) for v in box_xyxy],
              "min_confidence": min_confidence,
              "video": video, "clips" if video else "images": entries,

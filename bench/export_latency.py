@@ -1,0 +1,228 @@
+"""Export latency and accuracy: the 5-point RCN and rcn_300w / LGCN in Keras, SavedModel,
+TFLite float32 / float16 / int8 and ONNX Runtime on this CPU.
+
+Per model and format: batch-1 latency (median and p95 over --runs calls after 20 warm-up
+calls) with 1 thread and with all threads, and batch-64 throughput (img/s, all threads);
+for a trained 5-point run (--run, e.g. a few minutes of `netspec fit` on MTFL) also the
+validation NME of every export and its change from Keras on the same crops. Each thread
+setting runs in its own process, since TensorFlow's thread pools are fixed at start-up.
+Inputs are raw crops (the exported graphs normalise and decode inside); Keras is timed as
+the same wrapped graph called through tf.function.
+
+    python bench/export_latency.py --run runs/rcn6 [--runs 200] [--out /tmp/export_bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+FORMATS = [("keras", None), ("savedmodel", None), ("tflite", None), ("tflite", "float16"),
+           ("tflite", "int8"), ("onnx", None)]
+
+
+def _label(fmt: str, q: str | None) -> str:
+    return f"{fmt}-{q}" if q else ("tflite-fp32" if fmt == "tflite" else fmt)
+
+
+def prepare(args: argparse.Namespace) -> dict[str, dict]:
+    """Export every model to every format under --out; {model: {label: export dir}}."""
+    from compiler.diagnostics import SpecError
+    from runtime.export.command import export_run
+    from tests.export.tiny_runs import write_run
+
+    out = Path(args.out)
+    models = {"rcn5": Path(args.run)}
+    for name in args.others:  # full-width, random weights: latency only
+        run = out / name / "run"
+        if not (run / "model.keras").is_file():
+            write_run_full(name, run, write_run)
+        models[name] = run
+    plan: dict[str, dict] = {}
+    for model, run in models.items():
+        plan[model] = {"run": str(run)}
+        calib = args.data if model == "rcn5" else "synthetic"
+        for fmt, q in FORMATS[1:]:
+            d = out / model / _label(fmt, q)
+            if not (d / "manifest.json").is_file():
+                t = time.time()
+                try:
+                    export_run(run, d, fmt, quantize=q,
+                               calibration=calib if q == "int8" else None)
+                except SpecError as e:  # reported in the table, the others still run
+                    plan[model][_label(fmt, q)] = None
+                    print(f"{model} {_label(fmt, q)}: {e}", file=sys.stderr, flush=True)
+                    continue
+                print(f"exported {model} {_label(fmt, q)} in {time.time() - t:.0f} s",
+                      file=sys.stderr, flush=True)
+            plan[model][_label(fmt, q)] = str(d)
+    return plan
+
+
+def write_run_full(name: str, run: Path, write_run) -> None:  # noqa: ANN001
+    import tests.export.tiny_runs as tiny
+
+    saved = tiny.TINY.pop(name, None)
+    try:
+        write_run(name, run)  # the spec as written: full widths
+    finally:
+        if saved is not None:
+            tiny.TINY[name] = saved
+
+
+def _runner(model: str, label: str, plan: dict, threads: int):  # noqa: ANN202
+    if label == "keras":
+        import tensorflow as tf
+
+        from runtime.export.graph import build_export_graph
+        from runtime.run_dir import load_run
+
+        spec, km = load_run(Path(plan[model]["run"]))
+        g = build_export_graph(spec, km)
+        fn = tf.function(lambda x: g.model({"image": x}, training=False), reduce_retracing=True)
+        return lambda x: {k: v.numpy() for k, v in fn(tf.constant(x)).items()}
+    from runtime.export.manifest import read_manifest
+    from runtime.export.runners import load_runner
+
+    d = Path(plan[model][label])
+    return load_runner(d, read_manifest(d), threads=threads)
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One thread setting: latency (and throughput, NME with all threads) as JSON lines."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1 if args.threads == 1 else 0)
+    plan = json.loads(Path(args.plan).read_text())
+    val = None
+    if args.nme:
+        val = _validation(plan)
+    for model in plan:
+        from runtime.export.manifest import read_manifest
+
+        man = read_manifest(Path(plan[model]["onnx"]))
+        _, s, _, c = man["input"]["shape"]
+        x1 = np.random.default_rng(0).uniform(0, 255, (1, s, s, c)).astype(np.float32)
+        x64 = np.random.default_rng(1).uniform(0, 255, (64, s, s, c)).astype(np.float32)
+        for fmt, q in FORMATS:
+            label = _label(fmt, q)
+            if label != "keras" and plan[model].get(label) is None:
+                print(json.dumps({"model": model, "format": label, "threads": args.threads,
+                                  "failed": True}), flush=True)
+                continue
+            run = _runner(model, label, plan, args.threads)
+            for _ in range(20):
+                run(x1)
+            times = []
+            for _ in range(args.runs):
+                t = time.perf_counter()
+                run(x1)
+                times.append(time.perf_counter() - t)
+            row = {"model": model, "format": label, "threads": args.threads,
+                   "median_ms": 1e3 * float(np.median(times)),
+                   "p95_ms": 1e3 * float(np.percentile(times, 95))}
+            if args.nme:
+                run(x64)
+                t = time.perf_counter()
+                for _ in range(args.batches):
+                    run(x64)
+                row["img_per_s"] = 64 * args.batches / (time.perf_counter() - t)
+                if model == "rcn5" and val is not None:
+                    row["nme"] = _nme(run, *val)
+            print(json.dumps(row), flush=True)
+
+
+def _validation(plan: dict) -> tuple[np.ndarray, np.ndarray, str]:
+    from dataclasses import replace
+
+    from runtime.datasets import load_faces, spec_data_config, split
+    from runtime.evaluate.eval_config import eval_config
+    from runtime.export.calibration import raw_inputs_and_labels
+    from runtime.run_dir import load_run_spec, read_state
+
+    run = Path(plan["rcn5"]["run"])
+    spec = load_run_spec(run)
+    dcfg = spec_data_config(spec, read_state(run)["data"])
+    _, val = split(load_faces(spec, dcfg), replace(dcfg))
+    x, y = raw_inputs_and_labels(val, dcfg)
+    ecfg = eval_config(spec.section("eval"), spec.section("eval").loc)
+    return x, y, ecfg.normalizer
+
+
+def _nme(run, x: np.ndarray, y: np.ndarray, normalizer: str) -> float:  # noqa: ANN001
+    from runtime.evaluate.metrics import nme
+
+    pts = np.concatenate([run(x[i:i + 64])["points"] for i in range(0, len(x), 64)])
+    return float(np.nanmean(nme(pts, y[..., :2], y[..., 2] > 0.5, normalizer)))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", help="a trained 5-point RCN run (NME is measured on it)")
+    p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "mtfl"),
+                   help="int8 calibration data for --run (its training split)")
+    p.add_argument("--others", nargs="*", default=["rcn_300w", "lgcn"])
+    p.add_argument("--out", default="/tmp/netspec_export_bench")
+    p.add_argument("--runs", type=int, default=200)
+    p.add_argument("--batches", type=int, default=5)
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--plan", help=argparse.SUPPRESS)
+    p.add_argument("--nme", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if args.worker:
+        worker(args)
+        return
+    if not args.run:
+        p.error("--run RUN is required (a trained 5-point RCN run)")
+    plan = prepare(args)
+    plan_file = Path(args.out) / "plan.json"
+    plan_file.write_text(json.dumps(plan))
+    rows = []
+    for threads in (1, os.cpu_count() or 1):
+        cmd = [sys.executable, __file__, "--worker", "--threads", str(threads), "--plan",
+               str(plan_file), "--runs", str(args.runs), "--batches", str(args.batches)]
+        if threads != 1:
+            cmd.append("--nme")
+        r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if r.returncode:
+            print(r.stderr[-3000:], file=sys.stderr)
+            raise SystemExit(1)
+        rows += [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    (Path(args.out) / "results.json").write_text(json.dumps(rows, indent=1))
+    _table(rows, os.cpu_count() or 1)
+
+
+def _table(rows: list[dict], all_threads: int) -> None:
+    by = {(r["model"], r["format"], r["threads"]): r for r in rows}
+    print(f"| model | format | 1 thread median / p95 ms | {all_threads} threads median / p95 ms "
+          "| batch-64 img/s | val NME | NME change |")
+    print("|---|---|---|---|---|---|---|")
+    for model in dict.fromkeys(r["model"] for r in rows):
+        base = by.get((model, "keras", all_threads), {}).get("nme")
+        for fmt, q in FORMATS:
+            label = _label(fmt, q)
+            one, many = by[(model, label, 1)], by[(model, label, all_threads)]
+            if many.get("failed"):
+                print(f"| {model} | {label} | export fails (see stderr) | | | | |")
+                continue
+            nme = many.get("nme")
+            change = "" if nme is None or base is None else f"{100 * (nme - base):+.3f} pt"
+            print(f"| {model} | {label} | {one['median_ms']:.2f} / {one['p95_ms']:.2f} | "
+                  f"{many['median_ms']:.2f} / {many['p95_ms']:.2f} | {many['img_per_s']:.0f} | "
+                  f"{'' if nme is None else f'{100 * nme:.2f} %'} | {change} |")
+
+
+if __name__ == "__main__":
+    main()
