@@ -152,3 +152,25 @@ def weights_digest(model: Any) -> str:
     for w in model.get_weights():
         h.update(w.tobytes())
     return h.hexdigest()[:16]
+
+
+def step_digests() -> Any:
+    """A Keras callback that hashes the weights after every training step, so two
+    workers can show they held identical weights at each step, not only at the end
+    (`.text()`: the number of steps and one digest over the sequence)."""
+    import keras
+
+    class StepDigests(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.chain = hashlib.sha256()
+            self.steps = 0
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            self.chain.update(weights_digest(self.model).encode())
+            self.steps += 1
+
+        def text(self) -> str:
+            return f"{self.steps} step weights digest {self.chain.hexdigest()[:16]}"
+
+    return StepDigests()

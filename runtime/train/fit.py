@@ -493,6 +493,9 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
         callbacks.append(EpochProgress(tcfg.epochs, steps, tcfg.monitor, state))
     if tcfg.patience:
         callbacks.append(keras.callbacks.EarlyStopping(tcfg.monitor, patience=tcfg.patience))
+    steps_seen = devices.step_digests() if role is not None else None
+    if steps_seen is not None:
+        callbacks.append(steps_seen)
     budget = TimeBudget(tcfg.max_minutes) if tcfg.max_minutes else None
     if budget:
         callbacks.append(budget)
@@ -520,7 +523,8 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
     state["stopped"] = stopped
     atomic_write_json(write_dir / "state.json", state)
     if role is not None:
-        _say(f"{role.text()}: weights digest {devices.weights_digest(model)}")
+        _say(f"{role.text()}: weights digest {devices.weights_digest(model)}; "
+             f"{steps_seen.text()}")  # type: ignore[union-attr]
         if write_dir != run_dir:
             shutil.rmtree(write_dir, ignore_errors=True)
     _say(f"done in {time.time() - t0:.0f} s: {done} epochs ({stopped}); best {tcfg.monitor} "

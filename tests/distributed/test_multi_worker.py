@@ -92,6 +92,9 @@ def test_two_workers_shard_the_batch_and_train_like_one_process(
         assert "4 of each global batch of 8 examples here" in err
     assert said(errs[0], "first batch digest") != said(errs[1], "first batch digest")
     assert said(errs[0], "weights digest") == said(errs[1], "weights digest")
+    # identical weights after every one of the 2 x 6 steps, not only at the end
+    assert "12 step weights digest" in errs[0] and "12 step weights digest" in errs[1]
+    assert said(errs[0], "step weights digest") == said(errs[1], "step weights digest")
     check_losses(metrics(run), reference[:2])
     assert sorted(p.name for p in run.iterdir()) == [
         "checkpoints", "metrics.jsonl", "model.keras", "spec.resolved.yaml", "state.json",
