@@ -29,16 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NETSPEC_SHARED_DATA", REPO.parent / "shared" / "data"))
 PAPER_BETA = {"beta2": 0.4014, "beta3": 0.0, "beta4": 0.5986}
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-
-
-def subset(n: int, out: Path) -> Path:
-    """The first `n` MTFL rows as a list file with absolute image paths."""
-    root = SHARED / "mtfl"
-    rows = (root / "train.txt").read_text().splitlines()[:n]
-    path = out / f"mtfl_{n}.txt"
-    path.write_text("".join(f"{root / r.split()[0]} {' '.join(r.split()[1:])}\n"
-                            for r in rows))
-    return path
+sys.path.insert(0, str(REPO / "bench"))
+from search_mtfl import subset  # noqa: E402 - the same MTFL list file as search_mtfl.py
 
 
 def netspec(args: list[str]) -> float:

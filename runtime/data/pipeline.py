@@ -42,16 +42,21 @@ def split_faceset(faces: FaceSet, cfg: DataConfig) -> tuple[FaceSet, FaceSet]:
 
 def crop_squares(faces: FaceSet, cfg: DataConfig) -> np.ndarray | None:
     """(N, 3) source crops cx, cy, side per row (NaN = unusable); None for crop: none."""
+    boxes = face_boxes(faces, cfg)
+    return None if boxes is None else geometry.square_crops(boxes, cfg.crop_ratio)
+
+
+def face_boxes(faces: FaceSet, cfg: DataConfig) -> np.ndarray | None:
+    """(N, 4) float64 box per row that data.crop centres on: the data set's face boxes
+    (crop: box) or the visible landmarks' extent (crop: landmarks); None for crop: none."""
     if cfg.crop == "none":
         return None
     if cfg.crop == "box":
         if faces.boxes is None:
             raise ValueError(f"crop: box, but '{faces.name}' has no face boxes; "
                              "use crop: landmarks or crop: none")
-        boxes = faces.boxes
-    else:
-        boxes = geometry.landmark_boxes(faces.landmarks, faces.visible)
-    return geometry.square_crops(boxes, cfg.crop_ratio)
+        return np.asarray(faces.boxes, np.float64)
+    return geometry.landmark_boxes(faces.landmarks, faces.visible)
 
 
 def _source_name(faces: FaceSet, i: int) -> str:
@@ -280,15 +285,9 @@ def make_window_dataset(faces: FaceSet, windows: np.ndarray, cfg: DataConfig, *,
 def window_crops(faces: FaceSet, windows: np.ndarray, cfg: DataConfig) -> np.ndarray | None:
     """(M, 3) one source square per window: `crop_squares` of the union of its frames'
     boxes (NaN when no frame has one); None for crop: none."""
-    if cfg.crop == "none":
+    boxes = face_boxes(faces, cfg)
+    if boxes is None:
         return None
-    if cfg.crop == "box":
-        if faces.boxes is None:
-            raise ValueError(f"crop: box, but '{faces.name}' has no face boxes; "
-                             "use crop: landmarks or crop: none")
-        boxes = np.asarray(faces.boxes, np.float64)
-    else:
-        boxes = geometry.landmark_boxes(faces.landmarks, faces.visible)
     b = boxes[windows]  # (M, T, 4)
     ok = np.isfinite(b).all(axis=-1).any(axis=1)
     union = np.full((len(windows), 4), np.nan)
