@@ -100,6 +100,24 @@ class NegativesConfig(OpParams):
 
 
 @dataclass(frozen=True)
+class CorruptConfig(OpParams):
+    """How a shapes-only model's input is corrupted (RCN section 4's denoising keypoint
+    model): per example, `count` keypoints drawn at random are moved anywhere on the
+    map, and the loss covers those keypoints only. Training draws a new subset every
+    batch (from data.seed, so --resume sees the same batches); validation uses one fixed
+    draw per row."""
+
+    count: int = param(35, "keypoints corrupted per example (RCN-300W: 35 of 68)", min=0)
+    mode: Literal["uniform", "drop"] = param(
+        "uniform", "uniform = move each chosen keypoint to a uniformly random pixel (the "
+                   "paper); drop = remove it (its input map is all zeros; the code's "
+                   "--dropout_kpts)")
+    loss_on: Literal["corrupted", "all"] = param(
+        "corrupted", "train on the corrupted keypoints only (the paper) or on all of them "
+                     "(the code's --train_all_kpts); validation NME always scores all")
+
+
+@dataclass(frozen=True)
 class DataConfig(OpParams):
     """Where faces come from and how each becomes a `size` x `size` network input."""
 
@@ -147,6 +165,9 @@ class DataConfig(OpParams):
     negatives: Mapping[str, Any] | None = param(
         None, "background crops mixed into training batches, keys of NegativesConfig "
               "(source, fraction, min_scale, max_scale, per_image, margin); null = none")
+    corrupt: Mapping[str, Any] | None = param(
+        None, "for a spec whose input is keypoints [K, 2] (trained on shapes alone, no "
+              "images): keys of CorruptConfig (count, mode, loss_on); null = defaults")
 
     def problems(self) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
@@ -162,10 +183,12 @@ class DataConfig(OpParams):
 
 _AUGMENT = "augment"
 _NEGATIVES = "negatives"
+_CORRUPT = "corrupt"
 
 
 def _nested_sections(cfg: DataConfig) -> tuple[tuple[str, type[OpParams], Any], ...]:
-    return ((_AUGMENT, AugmentConfig, cfg.augment), (_NEGATIVES, NegativesConfig, cfg.negatives))
+    return ((_AUGMENT, AugmentConfig, cfg.augment), (_NEGATIVES, NegativesConfig, cfg.negatives),
+            (_CORRUPT, CorruptConfig, cfg.corrupt))
 
 
 def _coerce_nested(cls: type[OpParams], key: str, raw: Mapping[str, Any] | None
@@ -189,6 +212,22 @@ def negatives_config(cfg: DataConfig) -> NegativesConfig | None:
     if neg is None:
         raise SpecError(diags)
     return neg  # type: ignore[return-value]
+
+
+def corrupt_config(cfg: DataConfig) -> CorruptConfig:
+    """The typed corruption settings of `cfg` (defaults when unset); `SpecError` if invalid."""
+    corrupt, diags = _coerce_nested(CorruptConfig, _CORRUPT, cfg.corrupt)
+    if corrupt is None:
+        raise SpecError(diags)
+    return corrupt  # type: ignore[return-value]
+
+
+def points_input(graph: Graph) -> Node | None:
+    """The input of a shapes-only model: the first one, when it is keypoints [B, K, 2]."""
+    first = graph.inputs[0] if graph.inputs else None
+    if first is None or first.out is None or first.out.rank != 3 or first.out.shape[2] != 2:
+        return None
+    return first
 
 
 def data_config(raw: Mapping[str, Any] | None = None, *, loc: SourceLoc | None = None,

@@ -309,8 +309,16 @@ def predict_points(spec: Spec, model: Any, faces: Any, dcfg: Any, ecfg: Any,
         raise SpecError.at(SourceLoc(spec.file), f"the shape model is fitted to heat-maps, but "
                                                  f"output '{out_name}' gives coordinates",
                            hint="set eval.shape_model: false for this spec")
-    ds = make_dataset(faces, dcfg, training=False, batch_size=batch_size,
-                      input_name=spec.graph.inputs[0].name)
+    from runtime.data.config import points_input
+
+    if points_input(spec.graph) is not None:  # a denoiser: the shapes, corrupted as in fit
+        from runtime.data.shape_pipeline import make_shape_dataset
+
+        ds = make_shape_dataset(faces, dcfg, training=False, batch_size=batch_size,
+                                input_name=spec.graph.inputs[0].name)
+    else:
+        ds = make_dataset(faces, dcfg, training=False, batch_size=batch_size,
+                          input_name=spec.graph.inputs[0].name)
     from runtime.progress import Bar
 
     preds, fits, gts = [], [], []
@@ -319,7 +327,7 @@ def predict_points(spec: Spec, model: Any, faces: Any, dcfg: Any, ecfg: Any,
         bar.update()
         out = np.asarray(model.predict_on_batch(x)[out_name])
         preds.append(decode(kind, out, dcfg.size, refine=ecfg.refine))
-        gts.append(y["landmarks"].numpy())
+        gts.append(y["landmarks"].numpy()[..., :3])  # a denoiser's 4th channel: its training mask
         if shape is not None:
             h, w = out.shape[1:3]
             p = fit_batch(shape, out, windows=scaled_windows(max(h, w)))

@@ -407,13 +407,33 @@ def _drop_uncommitted_metrics(path: Path, epochs: int) -> None:
     atomic_write_text(path, "".join(kept))
 
 
+def _shape_datasets(train_faces: Any, val_faces: Any, dcfg: DataConfig, tcfg: TrainConfig,
+                    input_name: str, batch: int, start: int, neg: Any) -> tuple[Any, int, Any]:
+    """(train stream, batches per epoch, validation batches) of corrupted training shapes
+    for a model whose input is keypoints (runtime/data/shape_pipeline.py)."""
+    from runtime.data.pipeline import batches_per_pass
+    from runtime.data.shape_pipeline import make_shape_dataset, shape_rows
+
+    if neg is not None:
+        raise SpecError.at(SourceLoc("<data.negatives>"), "data.negatives needs images, but "
+                           f"input '{input_name}' is keypoints (the model learns from shapes)",
+                           hint="drop data.negatives from this spec")
+    steps = tcfg.steps_per_epoch or batches_per_pass(shape_rows(train_faces, dcfg).size,
+                                                     batch, True)
+    train_ds = make_shape_dataset(train_faces, dcfg, training=True, batch_size=batch,
+                                  input_name=input_name, passes=None, start_batch=start * steps)
+    val_ds = make_shape_dataset(val_faces, dcfg, training=False, batch_size=batch,
+                                input_name=input_name)
+    return train_ds, steps, val_ds
+
+
 def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg: EvalConfig,
            train_faces: Any, val_faces: Any, state: dict[str, Any], quiet: bool,
            background: Any = None, role: devices.Worker | None = None) -> FitResult:
     import keras
     import tensorflow as tf
 
-    from runtime.data.config import negatives_config
+    from runtime.data.config import negatives_config, points_input
     from runtime.data.pipeline import make_dataset, make_training_dataset
     from runtime.evaluate.eval_config import decoded_output, trained_outputs
     from runtime.train.callbacks import EpochProgress, NaNGuard, RunRecorder, TimeBudget, Validation
@@ -430,6 +450,9 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
     if clips:
         train_ds, steps, val_ds, val_frames = _clip_datasets(
             train_faces, val_faces, dcfg, tcfg, input_name, batch, start)
+    elif points_input(spec.graph) is not None:  # a model of shapes alone (a denoiser)
+        train_ds, steps, val_ds = _shape_datasets(train_faces, val_faces, dcfg, tcfg,
+                                                  input_name, batch, start, neg)
     else:
         # one endless stream, started where the last committed epoch ended (the batches of
         # an unbroken run; Keras keeps the iterator across epochs when steps_per_epoch is
@@ -507,9 +530,13 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
     _say(f"fit {spec.name}: {len(train_faces)} train / {len(val_faces)} val {what}{extra} "
          f"({dcfg.dataset}), batch {batch}, {tcfg.epochs} epochs, {tcfg.optimizer}, "
          f"{devices.describe_devices()} -> {run_dir}/")
+    if not model.trainable_weights:
+        _say("note: no weight is trainable (every layer is frozen or has none): each epoch "
+             "only scores the model, e.g. a composition of trained runs")
     t0 = time.time()
     with warnings.catch_warnings():  # Keras says so at every end of an unsized dataset
         warnings.filterwarnings("ignore", message="Your input ran out of data")
+        warnings.filterwarnings("ignore", message="The model does not have any trainable")
         model.fit(_with_targets(train_ds, outputs), epochs=tcfg.epochs,
                   initial_epoch=start, steps_per_epoch=steps,
                   callbacks=callbacks, shuffle=False, verbose=0)

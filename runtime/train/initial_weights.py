@@ -180,8 +180,11 @@ def copy_layer_weights(model: Any, graph: Graph) -> int:
     sources: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
     copied = 0
+    in_model = {layer.name for layer in model.layers}
     for node in nodes:
         run, name = node.init_from  # type: ignore[misc]
+        if keras_name(node.name) not in in_model:
+            continue  # no output depends on it, so the lowering left it out
         layer = model.get_layer(keras_name(node.name))
         if not layer.weights:
             continue  # an activation, a pool: nothing to copy
@@ -214,8 +217,9 @@ def copy_layer_weights(model: Any, graph: Graph) -> int:
 def freeze(model: Any, graph: Graph) -> None:
     """`trainable: false` layers stop training. The lowering does it too; setting it again
     only for False keeps the two from disagreeing, and must precede model.compile."""
+    in_model = {layer.name for layer in model.layers}
     for node in graph.nodes:
-        if not node.trainable and node.share is None:
+        if not node.trainable and node.share is None and keras_name(node.name) in in_model:
             model.get_layer(keras_name(node.name)).trainable = False
 
 

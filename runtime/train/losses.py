@@ -162,7 +162,7 @@ def _coord_l2(p: CoordL2Args, size: int, shape: tuple) -> LossFn:
 
     def loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
         y_true = tf.convert_to_tensor(y_true, tf.float32)
-        vis = tf.cast(y_true[..., 2] > 0.5, tf.float32)  # [B, K]
+        vis = targets.trained_mask(y_true)  # [B, K]
         pred = tf.reshape(tf.cast(y_pred, tf.float32), tf.shape(y_true[..., :2]))
         label = tf.where(vis[..., None] > 0, y_true[..., :2], 0.0)  # NaN labels -> no NaN grads
         diff = pred - label / float(size)

@@ -1,5 +1,7 @@
 """Loss targets built on the fly from y_true = [B, K, 3] (x, y in input-image pixels,
-visibility), so the data pipeline never depends on the network's output size.
+visibility), so the data pipeline never depends on the network's output size. A 4th
+label channel, when present, says which keypoints the losses train on (see
+`trained_mask`).
 
 All maps are [B, H, W, K], zero for invisible landmarks, and carry no gradient. The
 pixel convention is runtime.evaluate.decode.image_to_map.
@@ -15,15 +17,27 @@ import tensorflow as tf
 from runtime.evaluate.decode import image_to_map
 
 
+def trained_mask(y_true: tf.Tensor) -> tf.Tensor:
+    """[B, K] float32 0/1: the keypoints a loss trains on. Visible ones (state > 0.5),
+    and of those only the ones whose 4th label channel is set when labels have one
+    (runtime/data/shape_pipeline.py: a denoiser trains on its corrupted keypoints but
+    is scored on all)."""
+    y_true = tf.convert_to_tensor(y_true, tf.float32)
+    vis = y_true[..., 2] > 0.5
+    if y_true.shape[-1] is not None and y_true.shape[-1] > 3:
+        vis = vis & (y_true[..., 3] > 0.5)
+    return tf.cast(vis, tf.float32)
+
+
 def map_coords(y_true: tf.Tensor, input_size: int, map_hw: Sequence[int]
                ) -> tuple[tf.Tensor, tf.Tensor]:
-    """(xy [B, K, 2] in map pixels, visibility [B, K] as 0/1 float32).
+    """(xy [B, K, 2] in map pixels, `trained_mask` [B, K] as 0/1 float32).
 
     Coordinates of invisible landmarks are replaced by 0 so that NaN or junk labels
     never reach a target.
     """
     y_true = tf.convert_to_tensor(y_true, tf.float32)
-    vis = tf.cast(y_true[..., 2] > 0.5, tf.float32)
+    vis = trained_mask(y_true)
     h, w = map_hw
     x = image_to_map(y_true[..., 0], input_size, w)
     y = image_to_map(y_true[..., 1], input_size, h)
