@@ -13,13 +13,12 @@ from compiler.diagnostics import DiagnosticSink, SpecError, did_you_mean
 
 def check_sections(spec: Spec) -> None:
     """Raise one SpecError listing every problem in the run sections."""
-    from runtime.data.config import data_config_for_input, frame_input
+    from runtime.data.config import data_config_for_graph
     from runtime.evaluate.eval_config import eval_config
     from runtime.train.train_config import train_config
 
     sink = DiagnosticSink()
-    image = frame_input(spec.graph)  # a clip's frames are what data.size describes
-    for name, check in (("data", lambda s: data_config_for_input(s, image, loc=s.loc)),
+    for name, check in (("data", lambda s: data_config_for_graph(s, spec.graph, loc=s.loc)),
                         ("train", lambda s: train_config(s, s.loc)),
                         ("eval", lambda s: eval_config(s, s.loc))):
         if name in spec.sections:

@@ -11,7 +11,7 @@ import numpy as np
 from compiler.api import Spec
 from compiler.diagnostics import SourceLoc, SpecError
 from compiler.ir import Graph
-from runtime.data.config import DataConfig, data_config_for_input, frame_input
+from runtime.data.config import DataConfig, data_config_for_graph
 from runtime.data.records import FaceSet
 
 if TYPE_CHECKING:
@@ -34,8 +34,7 @@ def spec_data_config(spec: Spec, data: str | None = None, data_format: str | Non
             overrides["format"] = None
     if data_format is not None:
         overrides["format"] = data_format
-    return data_config_for_input(section, frame_input(spec.graph), loc=section.loc,
-                                 **overrides)
+    return data_config_for_graph(section, spec.graph, loc=section.loc, **overrides)
 
 
 def clip_length(graph: Graph) -> int | None:

@@ -6,4 +6,13 @@ module level. Each op family that needs a custom layer has one module here.
 
 from __future__ import annotations
 
-from compiler.keras_layers import core, modules, points, pool, resize, sequence, weighting  # noqa: F401
+from compiler.keras_layers import (  # noqa: F401
+    core,
+    modules,
+    points,
+    pool,
+    resize,
+    robust_shape,
+    sequence,
+    weighting,
+)

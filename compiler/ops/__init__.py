@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
-from compiler.ops import conv, core, merge, modules, points, pool, resize, sequence, weighting
+from compiler.ops import (
+    conv,
+    core,
+    merge,
+    modules,
+    points,
+    pool,
+    resize,
+    robust_shape,
+    sequence,
+    weighting,
+)
 from compiler.registry import Registry
 
 DEFAULT_OPS = Registry([*conv.OPS, *pool.OPS, *resize.OPS, *merge.OPS, *weighting.OPS,
-                        *core.OPS, *sequence.OPS, *modules.OPS, *points.OPS])
+                        *core.OPS, *sequence.OPS, *modules.OPS, *points.OPS,
+                        *robust_shape.OPS])

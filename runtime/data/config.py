@@ -293,6 +293,44 @@ def data_config_for_input(raw: Mapping[str, Any] | None, image: Node | None, *,
     return cfg
 
 
+def data_config_for_graph(raw: Mapping[str, Any] | None, graph: Graph, *,
+                          loc: SourceLoc | None = None, **overrides: Any) -> DataConfig:
+    """`data_config_for_input` for the graph's image (or clip frame) input, and for a
+    keypoints input the checks that shapes-only training needs."""
+    cfg = data_config_for_input(raw, frame_input(graph), loc=loc, **overrides)
+    points = points_input(graph)
+    if points is not None:
+        raw = raw if raw is not None else {}
+        _check_points_input(cfg, {**dict(raw), **overrides}, points, loc or SourceLoc("<data>"),
+                            getattr(raw, "loc_of", None))
+    return cfg
+
+
+def _check_points_input(cfg: DataConfig, raw: Mapping[str, Any], points: Node, loc: SourceLoc,
+                        key_locs: Callable[[str], SourceLoc] | None) -> None:
+    def at(key: str) -> SourceLoc:
+        return key_locs(key) if key_locs and key in raw else loc
+
+    sink = DiagnosticSink()
+    notes = (f"input '{points.name}' is {points.out}, declared at {points.loc}: the model "
+             "learns from shapes alone, without images",)
+    if cfg.crop == "none":
+        sink.error(at("crop"), "data.crop is none, but a keypoints input is trained on shapes "
+                               "without decoding images, and crop: none places points by the "
+                               "image size", notes=notes,
+                   hint="use data.crop: landmarks (or box), as the image model it pairs with")
+    if cfg.negatives is not None:
+        sink.error(at("negatives"), "data.negatives adds background images, but this model "
+                                    "reads no images", notes=notes, hint="drop data.negatives")
+    corrupt = corrupt_config(cfg)
+    k = points.out.shape[1] if points.out is not None else None
+    if k is not None and corrupt.count > k:
+        sink.error(at("corrupt"), f"data.corrupt.count is {corrupt.count}, but input "
+                                  f"'{points.name}' has {k} keypoints", notes=notes,
+                   hint=f"corrupt at most {k} (RCN-300W: 35 of 68)")
+    sink.raise_if_any()
+
+
 def _check_matches_input(cfg: DataConfig, raw: Mapping[str, Any], image: Node,
                          loc: SourceLoc, key_locs: Callable[[str], SourceLoc] | None) -> None:
     _b, h, w, c = image.out.shape  # type: ignore[union-attr]

@@ -408,16 +408,13 @@ def _drop_uncommitted_metrics(path: Path, epochs: int) -> None:
 
 
 def _shape_datasets(train_faces: Any, val_faces: Any, dcfg: DataConfig, tcfg: TrainConfig,
-                    input_name: str, batch: int, start: int, neg: Any) -> tuple[Any, int, Any]:
+                    input_name: str, batch: int, start: int) -> tuple[Any, int, Any]:
     """(train stream, batches per epoch, validation batches) of corrupted training shapes
-    for a model whose input is keypoints (runtime/data/shape_pipeline.py)."""
+    for a model whose input is keypoints (runtime/data/shape_pipeline.py); the data
+    section was checked for it (runtime.data.config.data_config_for_graph)."""
     from runtime.data.pipeline import batches_per_pass
     from runtime.data.shape_pipeline import make_shape_dataset, shape_rows
 
-    if neg is not None:
-        raise SpecError.at(SourceLoc("<data.negatives>"), "data.negatives needs images, but "
-                           f"input '{input_name}' is keypoints (the model learns from shapes)",
-                           hint="drop data.negatives from this spec")
     steps = tcfg.steps_per_epoch or batches_per_pass(shape_rows(train_faces, dcfg).size,
                                                      batch, True)
     train_ds = make_shape_dataset(train_faces, dcfg, training=True, batch_size=batch,
@@ -452,7 +449,7 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
             train_faces, val_faces, dcfg, tcfg, input_name, batch, start)
     elif points_input(spec.graph) is not None:  # a model of shapes alone (a denoiser)
         train_ds, steps, val_ds = _shape_datasets(train_faces, val_faces, dcfg, tcfg,
-                                                  input_name, batch, start, neg)
+                                                  input_name, batch, start)
     else:
         # one endless stream, started where the last committed epoch ended (the batches of
         # an unbroken run; Keras keeps the iterator across epochs when steps_per_epoch is
@@ -474,6 +471,10 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
         if is_out_of_memory(e):
             raise out_of_memory_error(spec, tcfg.optimizer, e) from None
         raise
+    if not start:  # weights from the training shapes (RAR's templates); a resume restores them
+        from runtime.train.data_init import fill_robust_templates
+
+        fill_robust_templates(model, spec, train_faces, dcfg)
     # multi-worker: every worker saves (the TF pattern), workers other than the chief into
     # a temporary folder deleted at the end; all of them resume from the chief's RUN/
     write_dir = run_dir if role is None or role.chief else Path(
