@@ -166,7 +166,7 @@ def _share_ok(layer: RawLayer, defined: dict[str, SourceLoc], nodes: list[Node],
     return True
 
 
-_OUTPUT_KEYS = ("from", "loss", "weight", "args")
+_OUTPUT_KEYS = ("from", "loss", "weight", "args", "if")
 
 
 def build_outputs(raw: Any, loc: SourceLoc, defined: set[str], sink: DiagnosticSink,
@@ -193,6 +193,13 @@ def build_outputs(raw: Any, loc: SourceLoc, defined: set[str], sink: DiagnosticS
             if key not in _OUTPUT_KEYS:
                 sink.error(body.loc_of(key), f"unknown key '{key}' in output '{name}'",
                            hint=did_you_mean(str(key), _OUTPUT_KEYS))
+        guard = body.get("if", True)
+        if not isinstance(guard, bool):
+            sink.error(body.loc_of("if"), f"output '{name}': `if` must be true or false, found "
+                                          f"{guard!r}", hint="e.g. if: $identity (a bool param)")
+            continue
+        if not guard:  # an output of a variant this spec's params switch off
+            continue
         src = body["from"]
         if not isinstance(src, str) or src not in defined:
             sink.error(body.loc_of("from"), f"output '{name}' comes from unknown layer '{src}'",

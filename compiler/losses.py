@@ -31,7 +31,11 @@ from compiler.value_kinds import (
 HEATMAP = "heatmap"  # y_pred float32 [B, H, W, K], one map per landmark
 COORDS = "coords"  # y_pred float32 [B, 2K], interleaved x0, y0, x1, y1, ... divided by S
 
-LossKind = Literal["heatmap", "coords"]
+RAR_STEPS = "rar_steps"  # y_pred float32 [B, T, K, 7]: pack_step per refinement step, stacked
+
+CLASSES = "classes"  # y_pred float32 [B, N] or [B, T, N]: logits over the training identities
+
+LossKind = Literal["heatmap", "coords", "rar_steps", "classes"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,27 @@ class LgcnWeightedL2Args(LossArgs):
 
 
 @dataclass(frozen=True)
+class RarRefineArgs(LossArgs):
+    """RAR's refinement loss has no arguments beyond the common ones."""
+
+
+@dataclass(frozen=True)
+class RarAttentionArgs(LossArgs):
+    mode: Literal["reinforce", "surrogate"] = param(
+        "reinforce", "reinforce: -sum_t (R_t - b_t) log pi(c*_t), R_t the discounted reward "
+                     "to go; surrogate: cross-entropy of the attention softmax towards the "
+                     "landmark with the largest error at the step's input shape")
+    discount: float = param(0.9, "eta: the reward of step t' counts eta^(t' - t) in R_t "
+                                 "(reinforce only)", min=0.0, max=1.0)
+    baseline: Literal["batch_mean", "none"] = param(
+        "batch_mean", "b_t: the mean R_t of the other examples of the batch (leave-one-out, "
+                      "so it does not bias the gradient), or none (reinforce only)")
+    normalize: bool = param(True, "divide the advantages R_t - b_t by the standard "
+                                  "deviation of R_t over the batch (batches > 1; "
+                                  "reinforce only)")
+
+
+@dataclass(frozen=True)
 class LossSpec:
     """A loss name's contract: the output kind it scores and its argument schema."""
 
@@ -152,6 +177,45 @@ _SPECS: tuple[LossSpec, ...] = (
         "probabilities."),
 )
 
+_SPECS += (
+    LossSpec(
+        "rar_refine", RAR_STEPS, RarRefineArgs,
+        "RAR refinement loss: sum over the T steps of ||Gamma_t (S* - S_{t+1})||^2 = "
+        "||Gamma_t (D_R S_t - dS_t)||^2, coordinates divided by the input side S, summed "
+        "over the visible landmarks (invisible ones masked).",
+        "the stacked per-step pack [batch, T, K, 7] (stack_steps of pack_step layers)"),
+    LossSpec(
+        "rar_attention", RAR_STEPS, RarAttentionArgs,
+        "RAR attention objective on the stacked steps: REINFORCE with a baseline on the "
+        "discounted reward r_t = ||Gamma_t (S* - S_t)||^2 - ||Gamma_t (S* - S_{t+1})||^2 "
+        "(mode reinforce), or the supervised surrogate: cross-entropy towards the visible "
+        "landmark with the largest error at each step's input (mode surrogate).",
+        "the stacked per-step pack [batch, T, K, 7] with attention logits and choices "
+        "(pack_step with 5 inputs)"),
+)
+
+
+
+@dataclass(frozen=True)
+class IdentityXentArgs(OpParams):
+    """Arguments of a classification loss (no landmark arguments: it scores people)."""
+
+    label_smoothing: float = param(0.0, "mix this share of the uniform distribution into "
+                                        "the one-hot target", min=0.0, max=1.0,
+                                   max_exclusive=True)
+
+
+_SPECS += (
+    LossSpec(
+        "identity_xent", CLASSES, IdentityXentArgs,  # type: ignore[arg-type]
+        "RED-Net's identity loss: softmax cross-entropy of logits over the training "
+        "people against each frame's person (runtime/data/identities.py); frames of "
+        "people outside the training classes (held-out validation people) are masked. "
+        "On clips [B, T, N]: the mean over time steps.",
+        "logits over the N training identities (a dense layer without activation), "
+        "[batch, N] or [batch, T, N]; not softmax probabilities."),
+)
+
 LOSSES: Mapping[str, LossSpec] = MappingProxyType({s.name: s for s in _SPECS})
 
 
@@ -176,7 +240,21 @@ def check_loss(name: str, args: Mapping[str, Any] | None, out_shape: Sequence[in
         return [_unknown(name)]
     params, problems = coerce_loss_args(name, args or {})
     shape = tuple(out_shape)
-    if spec.kind == HEATMAP:
+    if spec.kind == CLASSES:
+        if len(shape) not in (2, 3):
+            problems.append(f"loss '{name}' needs class logits [batch, N] (or [batch, T, N] "
+                            f"per time step), found rank {len(shape)} output {_fmt(shape)}")
+        elif shape[-1] is not None and shape[-1] < 2:
+            problems.append(f"loss '{name}' needs at least 2 classes, found {shape[-1]}")
+        return problems
+    if spec.kind == RAR_STEPS:
+        if len(shape) != 4 or shape[-1] != 7:
+            problems.append(
+                f"loss '{name}' needs the stacked refinement steps [batch, T, K, 7] "
+                f"(stack_steps of pack_step layers), found {_fmt(shape)}")
+            return problems
+        channels, what = shape[2], "landmarks per step"
+    elif spec.kind == HEATMAP:
         if len(shape) not in (4, 5):
             problems.append(
                 f"loss '{name}' needs heat-maps [batch, H, W, K] (or [batch, T, H, W, K] per "
@@ -268,6 +346,9 @@ def producer_problem(name: str, args: LossArgs | None, value: ValueKind
             return (f"applies the sigmoid itself and reads unbounded logits, but {got}",
                     f"{before}: {why}")
         return None
+    if name == "identity_xent" and (probs or kind in (UNIT, SIGNED_UNIT, NONNEG)):
+        return (f"applies the softmax itself and reads logits over the identities, but {got}",
+                f"{before} (a dense layer without activation)")
     if name == "coord_l2" and kind == AXIS_PROBS:
         return (f"regresses coordinates, but {got}, which sum to 1",
                 f"{before} (a linear dense layer regresses coordinates)")

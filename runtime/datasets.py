@@ -159,17 +159,19 @@ def backgrounds(train: FaceSet, cfg: DataConfig, loc: SourceLoc | None = None
 def check_clip_outputs(spec: Spec, length: int) -> None:
     """Clip training scores every frame: each trained output must keep the time axis,
     [B, T, H, W, K] maps or [B, T, 2K] coordinates."""
-    from compiler.losses import COORDS, LOSSES
+    from compiler.losses import CLASSES, COORDS, LOSSES
 
     types = spec.graph.types()
     for o in spec.graph.outputs:
         if o.loss is None or o.loss not in LOSSES:
             continue
         t = types[o.source]
-        rank = 3 if LOSSES[o.loss].kind == COORDS else 5
+        kind = LOSSES[o.loss].kind
+        rank = 3 if kind in (COORDS, CLASSES) else 5
         if t is None or (t.rank == rank and t.shape[1] == length):
             continue
-        want = "[batch, T, 2K]" if rank == 3 else "[batch, T, H, W, K]"
+        want = {COORDS: "[batch, T, 2K]", CLASSES: "[batch, T, N]"}.get(kind,
+                                                                       "[batch, T, H, W, K]")
         raise SpecError.at(o.loc, f"output '{o.name}' is {t}, but the input is a clip of "
                                   f"{length} frames and loss '{o.loss}' is scored per frame: "
                                   f"it needs {want} with T = {length}",

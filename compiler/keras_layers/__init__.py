@@ -11,6 +11,7 @@ from compiler.keras_layers import (  # noqa: F401
     modules,
     points,
     pool,
+    refine,
     resize,
     robust_shape,
     sequence,

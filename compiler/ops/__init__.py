@@ -9,6 +9,7 @@ from compiler.ops import (
     modules,
     points,
     pool,
+    refine,
     resize,
     robust_shape,
     sequence,
@@ -18,4 +19,4 @@ from compiler.registry import Registry
 
 DEFAULT_OPS = Registry([*conv.OPS, *pool.OPS, *resize.OPS, *merge.OPS, *weighting.OPS,
                         *core.OPS, *sequence.OPS, *modules.OPS, *points.OPS,
-                        *robust_shape.OPS])
+                        *robust_shape.OPS, *refine.OPS])

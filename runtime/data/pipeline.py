@@ -24,6 +24,7 @@ from runtime.data.normalize import normalize
 from runtime.data.records import FaceSet
 
 LABEL_KEY = "landmarks"
+IDENTITY_KEY = "identity"  # clip sets: the person's class id per frame (identities.py)
 
 
 def split_faceset(faces: FaceSet, cfg: DataConfig) -> tuple[FaceSet, FaceSet]:
@@ -262,7 +263,8 @@ def make_dataset(faces: FaceSet, cfg: DataConfig, *, training: bool, batch_size:
 def make_window_dataset(faces: FaceSet, windows: np.ndarray, cfg: DataConfig, *,
                         training: bool, batch_size: int, input_name: str = "clip",
                         drop_remainder: bool | None = None, passes: int | None = 1,
-                        start_batch: int = 0) -> tuple[tf.data.Dataset, np.ndarray]:
+                        start_batch: int = 0, row_labels: np.ndarray | None = None
+                        ) -> tuple[tf.data.Dataset, np.ndarray]:
     """Clip batches ({input_name: [B, T, S, S, C]}, {'landmarks': [B, T, K, 3]}) of the
     windows (M, T) of row indices of `faces`, frames in window order: `make_dataset`
     with one crop square (around the union of the frames' boxes) and ONE jitter draw per
@@ -271,6 +273,8 @@ def make_window_dataset(faces: FaceSet, windows: np.ndarray, cfg: DataConfig, *,
     count windows as `make_dataset` counts rows. Also returns the usable window ids (in
     the order a non-training stream yields them). Frames that only TensorFlow fails to
     decode stop the run (a clip cannot lose a frame), whatever `on_error` says.
+    `row_labels` (int (N,), one per row of `faces`) adds {'identity': int32 [B, T]}
+    to the labels: RED-Net's identity classes (runtime/data/identities.py).
     """
     windows = np.asarray(windows, np.int64)
     if windows.ndim != 2 or windows.shape[1] < 1:
@@ -278,7 +282,7 @@ def make_window_dataset(faces: FaceSet, windows: np.ndarray, cfg: DataConfig, *,
     units: list[np.ndarray] = []
     ds = _dataset(faces, windows, cfg, training=training, batch_size=batch_size,
                   input_name=input_name, drop_remainder=drop_remainder, passes=passes,
-                  start_batch=start_batch, usable_out=units)
+                  start_batch=start_batch, usable_out=units, row_labels=row_labels)
     return ds, units[0]
 
 
@@ -302,7 +306,8 @@ def window_crops(faces: FaceSet, windows: np.ndarray, cfg: DataConfig) -> np.nda
 def _dataset(faces: FaceSet, windows: np.ndarray | None, cfg: DataConfig, *, training: bool,
              batch_size: int, input_name: str, drop_remainder: bool | None,
              passes: int | None, start_batch: int,
-             usable_out: list[np.ndarray] | None = None) -> tf.data.Dataset:
+             usable_out: list[np.ndarray] | None = None,
+             row_labels: np.ndarray | None = None) -> tf.data.Dataset:
     """`make_dataset` over units: rows (`windows` None) or windows of T rows each."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, found {batch_size}")
@@ -341,6 +346,7 @@ def _dataset(faces: FaceSet, windows: np.ndarray | None, cfg: DataConfig, *, tra
     visible = tf.constant(np.asarray(faces.visible, bool))
     crop_t = None if crops is None else tf.constant(np.nan_to_num(crops).astype(np.float32))
     window_t = None if windows is None else tf.constant(windows)
+    labels_t = None if row_labels is None else tf.constant(np.asarray(row_labels, np.int32))
 
     def plan(idx: tf.Tensor, seed: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
         el = _plan_units(idx, seed)
@@ -394,10 +400,14 @@ def _dataset(faces: FaceSet, windows: np.ndarray | None, cfg: DataConfig, *, tra
                                         el["matrix"], size, el["hw"], flip=el["flip"],
                                         permutation=perm)
         x = normalize(x, cfg.normalize)
+        labels = {}
+        if labels_t is not None:
+            labels[IDENTITY_KEY] = tf.gather(labels_t, idx)
         if windows is not None:  # the frames of each window -> [B, T, ...]
             x = tf.reshape(x, tf.concat([[-1, steps], tf.shape(x)[1:]], 0))
             y = tf.reshape(y, tf.concat([[-1, steps], tf.shape(y)[1:]], 0))
-        return {input_name: x}, {LABEL_KEY: y}
+            labels = {k: tf.reshape(v, [-1, steps]) for k, v in labels.items()}
+        return {input_name: x}, {LABEL_KEY: y, **labels}
 
     autotune = tf.data.AUTOTUNE
     if training:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from compiler.diagnostics import SourceLoc, SpecError
-from compiler.losses import LOSSES
+from compiler.losses import CLASSES, LOSSES
 from compiler.params import OpParams, param, section_config
 
 if TYPE_CHECKING:
@@ -51,16 +51,26 @@ def _subset(loss_args: Any) -> bool:
     return bool(loss_args) and loss_args.get("landmarks") is not None
 
 
+def _points(output: Any) -> bool:
+    """An output trained on every landmark: not a subset, not identity classes."""
+    return bool(output.loss) and LOSSES[output.loss].kind != CLASSES \
+        and not _subset(output.loss_args)
+
+
 def decoded_output(spec: Spec, ev: EvalConfig) -> tuple[str, str]:
     """(output name, kind) whose predictions are decoded to landmark points."""
     outs = {o.name: o for o in spec.graph.outputs}
-    name = ev.output or next((o.name for o in spec.graph.outputs
-                              if o.loss and not _subset(o.loss_args)), None)
+    name = ev.output or next((o.name for o in spec.graph.outputs if _points(o)), None)
     if name is None or name not in outs:
         raise SpecError.at(SourceLoc(spec.file), f"eval.output '{name}' is not an output",
                            hint=f"outputs: {', '.join(outs)}")
+    if outs[name].loss and LOSSES[outs[name].loss].kind == CLASSES:
+        raise SpecError.at(SourceLoc(spec.file), f"eval.output '{name}' gives identity classes, "
+                           "not landmarks",
+                           hint="score an output that predicts landmarks: " + ", ".join(
+                               o.name for o in spec.graph.outputs if _points(o)))
     if _subset(outs[name].loss_args):
-        full = [o.name for o in spec.graph.outputs if o.loss and not _subset(o.loss_args)]
+        full = [o.name for o in spec.graph.outputs if _points(o)]
         raise SpecError.at(SourceLoc(spec.file), f"eval.output '{name}' predicts a subset of the "
                            "landmarks (its loss has args.landmarks), so NME against every "
                            "labelled landmark is undefined for it",

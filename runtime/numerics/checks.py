@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from runtime.numerics import references as ref
+from runtime.numerics.rar_references import rar_cases
 
 # Images: batch x side x channels (gray and RGB at every input size the specs use).
 IMAGE_SHAPES = tuple((b, s, c) for b in (1, 64) for s in (48, 80, 96, 256) for c in (1, 3))
@@ -283,6 +284,16 @@ def loss_cases(shapes: tuple[tuple[int, int, int, int], ...]) -> Iterator[Case]:
             want = ref.coord_l2(y, pred, 40)
             return fn(tf.constant(y), tf.constant(pred)), want, _tol(want, 2e-5)
         yield "losses.coord_l2", f"{b}x10", coords
+    yield from rar_cases(_labels, _tol)
+    for b, t, n in ((1, 3, 224), (5, 3, 224)):  # RED-Net: 5 clips of 3 frames, YTF people
+        def identity(b: int = b, t: int = t, n: int = n) -> tuple[Any, np.ndarray, float]:
+            rng = np.random.default_rng(b)
+            ids = rng.integers(-1, n, (b, t))
+            logits = rng.normal(0, 3, (b, t, n)).astype(np.float32)
+            fn = make_loss("identity_xent", input_size=64, out_shape=(t, n))
+            want = ref.identity_xent(ids, logits)
+            return fn(tf.constant(ids), tf.constant(logits)), want, _tol(want, 2e-5)
+        yield "losses.identity_xent", f"{b}x{t}x{n}", identity
 
 
 def all_cases(quick: bool = False) -> list[Case]:

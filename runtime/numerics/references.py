@@ -294,3 +294,15 @@ def lgcn_weighted_l2(y_true: np.ndarray, y_pred: np.ndarray, input_size: int,
     weight = labelled * (0.1 + 0.5 * mass.mean(-1, keepdims=True)) + mass
     sse = ((p - target) ** 2).sum(axis=(1, 2))
     return scale * np.where(labelled > 0, weight * sse, 0.0).sum(-1)
+
+
+def identity_xent(ids: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """Softmax cross-entropy per frame [B, T] against class ids (< 0: masked), the mean
+    over each clip's known frames."""
+    z = np.asarray(logits, np.float64)
+    z = z - z.max(-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    ids = np.asarray(ids)
+    known = ids >= 0
+    nll = -np.take_along_axis(logp, np.maximum(ids, 0)[..., None], -1)[..., 0]
+    return np.where(known, nll, 0.0).sum(-1) / np.maximum(known.sum(-1), 1)

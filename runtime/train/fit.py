@@ -169,8 +169,52 @@ def _check_resume_spec(run_dir: Path, resolved: str, data: str | None, run_data:
     return [f"{k} {_shown(k, a)} -> {_shown(k, b)}" for k, a, b in diffs]
 
 
-def _with_targets(ds: Any, outputs: list[str]) -> Any:
-    return ds.map(lambda x, y: (x, {o: y["landmarks"] for o in outputs}))
+def _label_keys(spec: Spec) -> dict[str, str]:
+    """{trained output: the label it is scored against}: the landmarks, or the person's
+    class id for an identity loss (runtime/data/identities.py)."""
+    from compiler.losses import CLASSES, LOSSES
+    from runtime.data.pipeline import IDENTITY_KEY, LABEL_KEY
+
+    return {o.name: IDENTITY_KEY if LOSSES[o.loss].kind == CLASSES else LABEL_KEY
+            for o in spec.graph.outputs if o.loss is not None}
+
+
+def _with_targets(ds: Any, keys: dict[str, str]) -> Any:
+    return ds.map(lambda x, y: (x, {o: y[k] for o, k in keys.items()}))
+
+
+def _identities(spec: Spec, train: Any, run_dir: Path, state: dict[str, Any]
+                ) -> list[str] | None:
+    """The training people as identity classes (None without an identity loss); checks
+    each identity output's class count and writes RUN/identities.json."""
+    from compiler.losses import CLASSES, LOSSES
+    from runtime.data.identities import IDENTITIES_FILE, identity_table, save_identities
+
+    heads = [o for o in spec.graph.outputs if o.loss and LOSSES[o.loss].kind == CLASSES]
+    if not heads:
+        return None
+    if not hasattr(train, "windows"):
+        raise SpecError.at(heads[0].loc, f"output '{heads[0].name}' has an identity loss, but "
+                           "the data are still images without people",
+                           hint="identity classes come from clip sets (a clip input "
+                                "[T, S, S, C] on video frames, e.g. ../shared/data/ytf68)")
+    table = identity_table(train)
+    for head in heads:
+        n = spec.graph.node(head.source).out.shape[-1]  # type: ignore[union-attr]
+        if n != len(table):
+            raise SpecError.at(head.loc, f"output '{head.name}' scores {n} identity classes, "
+                               f"but the training split has {len(table)} people",
+                               hint=f"set the class count to the training people, e.g. "
+                                    f"--set n_identities={len(table)}")
+    saved = Path(run_dir) / IDENTITIES_FILE
+    if state.get("epoch") and saved.is_file():
+        old = json.loads(saved.read_text()).get("classes")
+        if old != table:
+            raise SpecError.at(SourceLoc(str(saved)), "--resume with other training people "
+                               "than the run's identity classes",
+                               hint="resume with the data and data.val_split the run had")
+    save_identities(run_dir, table)
+    return table
 
 
 def _collect(ds: Any, input_name: str, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -187,7 +231,8 @@ def _collect(ds: Any, input_name: str, limit: int | None) -> tuple[np.ndarray, n
 
 def make_validator(x: np.ndarray, y: np.ndarray, input_name: str, output: str, kind: str,
                    size: int, ecfg: EvalConfig, batch_size: int, objective: Objective,
-                   frames: np.ndarray | None = None, local: bool = False
+                   frames: np.ndarray | None = None, local: bool = False,
+                   landmark_outputs: set[str] | None = None
                    ) -> Callable[[Any], dict[str, float]]:
     """A function model -> the epoch's validation logs on a fixed validation array, from
     one prediction pass: `val_loss` (and `val_<output>_loss` for several outputs) in the
@@ -214,6 +259,8 @@ def make_validator(x: np.ndarray, y: np.ndarray, input_name: str, output: str, k
         logs = {"val_nme": s["nme"], "val_fr_010": s["fr_010"], "val_auc_008": s["auc_008"]}
         total = objective.l2_penalty()
         for name, fn in objective.losses.items():
+            if landmark_outputs is not None and name not in landmark_outputs:
+                continue  # identity: held-out people have no training class (loss 0)
             per_example = np.concatenate([
                 np.asarray(fn(y[i:i + batch_size], preds[name][i:i + batch_size]))
                 for i in range(0, len(y), batch_size)])
@@ -364,20 +411,28 @@ def _clip_data(spec: Spec, dcfg: DataConfig, length: int) -> tuple[Any, Any]:
 
 
 def _clip_datasets(train: Any, val: Any, dcfg: DataConfig, tcfg: TrainConfig,
-                   input_name: str, batch: int, start: int) -> tuple[Any, int, Any, Any]:
+                   input_name: str, batch: int, start: int,
+                   identities: list[str] | None = None) -> tuple[Any, int, Any, Any]:
     """(endless training stream from epoch `start`, steps per epoch, validation stream,
-    [N, T] scored-frame mask of its usable windows) for clip specs."""
+    [N, T] scored-frame mask of its usable windows) for clip specs; with `identities`
+    the labels carry each frame's class id too."""
+    from runtime.data.identities import row_identities
     from runtime.data.pipeline import batches_per_pass, make_window_dataset
 
+    ids = {}
+    if identities is not None:
+        ids = {"train": row_identities(train, identities), "val": row_identities(val, identities)}
     try:
         _, usable = make_window_dataset(train.faces, train.windows, dcfg, training=False,
                                         batch_size=batch, input_name=input_name)
         steps = tcfg.steps_per_epoch or batches_per_pass(usable.size, batch, True)
         train_ds, _ = make_window_dataset(train.faces, train.windows, dcfg, training=True,
                                           batch_size=batch, input_name=input_name,
-                                          passes=None, start_batch=start * steps)
+                                          passes=None, start_batch=start * steps,
+                                          row_labels=ids.get("train"))
         val_ds, val_usable = make_window_dataset(val.faces, val.windows, dcfg, training=False,
-                                                 batch_size=batch, input_name=input_name)
+                                                 batch_size=batch, input_name=input_name,
+                                                 row_labels=ids.get("val"))
     except ValueError as e:
         raise SpecError.at(SourceLoc(str(dcfg.dataset)), str(e)) from None
     return train_ds, steps, val_ds, val.score[val_usable]
@@ -432,13 +487,14 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
 
     from runtime.data.config import negatives_config, points_input
     from runtime.data.pipeline import make_dataset, make_training_dataset
-    from runtime.evaluate.eval_config import decoded_output, trained_outputs
+    from runtime.data.pipeline import LABEL_KEY
+    from runtime.evaluate.eval_config import decoded_output
     from runtime.train.callbacks import EpochProgress, NaNGuard, RunRecorder, TimeBudget, Validation
     from runtime.train.model_setup import build_model, learning_rate_at
 
     strategy = devices.configure(tcfg.seed, tcfg.strategy)
     input_name = spec.graph.inputs[0].name
-    outputs = trained_outputs(spec)
+    outputs = _label_keys(spec)
     batch = min(tcfg.batch_size, len(train_faces))
     neg = negatives_config(dcfg)
     start = int(state.get("epoch", 0))
@@ -446,7 +502,8 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
     val_frames = None
     if clips:
         train_ds, steps, val_ds, val_frames = _clip_datasets(
-            train_faces, val_faces, dcfg, tcfg, input_name, batch, start)
+            train_faces, val_faces, dcfg, tcfg, input_name, batch, start,
+            _identities(spec, train_faces, run_dir, state))
     elif points_input(spec.graph) is not None:  # a model of shapes alone (a denoiser)
         train_ds, steps, val_ds = _shape_datasets(train_faces, val_faces, dcfg, tcfg,
                                                   input_name, batch, start)
@@ -504,7 +561,9 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
                            hint="landmarks must be 0-based pixel x, y of their image; check "
                                 "the data's coordinates and data.crop / data.crop_ratio")
     validator = make_validator(xv, yv, input_name, out_name, kind, dcfg.size, ecfg, batch,
-                               objective, frames=val_frames, local=role is not None)
+                               objective, frames=val_frames, local=role is not None,
+                               landmark_outputs={o for o, k in outputs.items()
+                                                 if k == LABEL_KEY})
     nan_guard = NaNGuard()
     callbacks: list[Any] = [
         Validation(validator),

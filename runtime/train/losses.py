@@ -15,10 +15,12 @@ import numpy as np
 import tensorflow as tf
 
 from compiler.losses import (
+    CLASSES,
     COORDS,
     LOSSES,
     CoordL2Args,
     HeatmapL2Args,
+    IdentityXentArgs,
     LgcnWeightedL2Args,
     LossArgs,
     SigmoidXentArgs,
@@ -26,7 +28,7 @@ from compiler.losses import (
     check_loss,
     coerce_loss_args,
 )
-from runtime.train import targets
+from runtime.train import rar_losses, targets
 
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
@@ -39,6 +41,8 @@ def make_loss(name: str, *, input_size: int, out_shape: Sequence[int | None],
     if spec is None or name not in _BUILDERS:
         raise ValueError("; ".join(check_loss(name, args, (), None)) or f"no loss '{name}'")
     shape = tuple(out_shape)
+    if spec.kind == CLASSES:  # scores people, not landmarks: no map or subset logic
+        return _classes_loss(name, shape, args)
     if len(shape) == (3 if spec.kind != COORDS else 1):
         shape = (None, *shape)
     if len(shape) == (5 if spec.kind != COORDS else 3) and shape[0] is None:
@@ -55,6 +59,40 @@ def make_loss(name: str, *, input_size: int, out_shape: Sequence[int | None],
         fn = _on_landmarks(fn, params.landmarks)
     fn.__name__ = name
     return fn
+
+
+def _classes_loss(name: str, shape: tuple, args: Mapping[str, Any]) -> LossFn:
+    """A classification loss on [B, N] (or per time step [B, T, N]) logits against
+    int class ids [B] ([B, T]); ids < 0 (no training class) are masked."""
+    if len(shape) in (1, 2) and (len(shape) == 1 or shape[0] is not None):
+        shape = (None, *shape)  # given without the batch dim
+    problems = check_loss(name, args, shape, None)
+    params, _ = coerce_loss_args(name, args)
+    if problems or params is None:
+        raise ValueError(f"loss '{name}': " + "; ".join(problems))
+    fn = _BUILDERS[name](params, 0, shape)
+    fn.__name__ = name
+    return fn
+
+
+def _identity_xent(p: IdentityXentArgs, _size: int, shape: tuple) -> LossFn:
+    n = shape[-1]
+
+    def loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        ids = tf.cast(tf.convert_to_tensor(y_true), tf.int32)
+        logits = tf.cast(y_pred, tf.float32)
+        known = ids >= 0
+        target = tf.one_hot(tf.where(known, ids, 0), n)
+        if p.label_smoothing > 0:
+            target = target * (1.0 - p.label_smoothing) + p.label_smoothing / n
+        xent = -tf.reduce_sum(target * tf.nn.log_softmax(logits, axis=-1), axis=-1)
+        mask = tf.cast(known, tf.float32)
+        terms = tf.where(known, xent, 0.0)
+        if len(shape) == 2:  # [B]
+            return terms
+        return tf.reduce_sum(terms, -1) / tf.maximum(tf.reduce_sum(mask, -1), 1.0)  # over T
+
+    return loss
 
 
 def _on_landmarks(loss: LossFn, indices: Sequence[int]) -> LossFn:
@@ -204,6 +242,9 @@ _BUILDERS: Mapping[str, Callable[[Any, int, tuple], LossFn]] = {
     "sigmoid_xent": _sigmoid_xent,
     "coord_l2": _coord_l2,
     "lgcn_weighted_l2": _lgcn_weighted_l2,
+    "identity_xent": _identity_xent,
+    "rar_refine": rar_losses.rar_refine,
+    "rar_attention": rar_losses.rar_attention,
 }
 
 IMPLEMENTED: frozenset[str] = frozenset(_BUILDERS)

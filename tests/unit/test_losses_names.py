@@ -15,8 +15,10 @@ HEATMAP_LOSSES = sorted(n for n, s in LOSSES.items() if s.kind == HEATMAP)
 
 def test_names_and_kinds() -> None:
     assert set(LOSSES) == {"spatial_softmax_nll", "heatmap_l2", "sigmoid_xent", "coord_l2",
-                           "lgcn_weighted_l2"}
+                           "lgcn_weighted_l2", "rar_refine", "rar_attention", "identity_xent"}
+    assert LOSSES["identity_xent"].kind == "classes"
     assert LOSSES["coord_l2"].kind == COORDS
+    assert LOSSES["rar_refine"].kind == LOSSES["rar_attention"].kind == "rar_steps"
     assert all(LOSSES[n].kind == HEATMAP for n in HEATMAP_LOSSES)
     assert all(s.doc and s.name == n for n, s in LOSSES.items())
 
