@@ -41,6 +41,7 @@ VARIANTS = {
     "T, no attention": ["attention=none"],
     "T, S_d as S_0": ["robust_init=false"],
 }
+SPREAD = ("robust init", "T, learned")  # retrained with other seeds: the run-to-run spread
 
 
 def netspec(args: list[str]) -> str:
@@ -76,19 +77,29 @@ def main() -> None:
                                                           "every training face once)")
     ap.add_argument("--steps-t", type=int, default=3, help="T, the refinement steps")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N rows (0: all)")
+    ap.add_argument("--seeds", type=int, default=2, help="seeds of the 'robust init' and "
+                                                         "'T, learned' variants (spread)")
     args = ap.parse_args()
     data = SHARED / "helen68"
     if not data.is_dir():
         raise SystemExit(f"HELEN 68-point faces not found under {SHARED} "
                          "(set NETSPEC_SHARED_DATA)")
     budget = [f"train.epochs={args.epochs}", f"train.steps_per_epoch={args.steps}",
-              f"steps={args.steps_t}", "train.seed=0",
+              f"steps={args.steps_t}",
               *([f"data.limit={args.limit}"] if args.limit else [])]
     rows: dict[str, dict] = {}
     t0 = time.perf_counter()
     for name, sets in VARIANTS.items():
         slug = name.lower().replace(", ", "_").replace(" ", "_").replace("s_d_as_s_0", "sd_init")
-        rows[name] = train_and_score(args.out / slug, [*budget, *sets], data)
+        rows[name] = train_and_score(args.out / slug, [*budget, *sets, "train.seed=0"], data)
+    spread: dict[str, list[float]] = {name: [rows[name]["nme"]] for name in SPREAD}
+    for name in SPREAD:
+        slug = name.lower().replace(", ", "_").replace(" ", "_")
+        for seed in range(1, args.seeds):
+            run = args.out / f"{slug}_seed{seed}"
+            spread[name].append(train_and_score(
+                run, [*budget, *VARIANTS[name], f"train.seed={seed}", f"data.seed={seed}"],
+                data)["nme"])
     wall = time.perf_counter() - t0
 
     first = next(iter(rows.values()))
@@ -100,6 +111,11 @@ def main() -> None:
     for name, r in rows.items():
         print(f"{name:<16} {100 * r['nme']:7.2f}% {100 * r['fr_010']:7.2f}% "
               f"{100 * r['auc_008']:8.2f}% {r['seconds']:8.0f}")
+    for name, nmes in spread.items():
+        if len(nmes) > 1:
+            print(f"seed-to-seed ({name}, {len(nmes)} seeds): NME "
+                  + ", ".join(f"{100 * x:.2f}%" for x in nmes)
+                  + f"; range {100 * (max(nmes) - min(nmes)):.2f} points")
 
 
 if __name__ == "__main__":

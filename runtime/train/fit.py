@@ -486,8 +486,7 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
     import tensorflow as tf
 
     from runtime.data.config import negatives_config, points_input
-    from runtime.data.pipeline import make_dataset, make_training_dataset
-    from runtime.data.pipeline import LABEL_KEY
+    from runtime.data.pipeline import LABEL_KEY, make_dataset, make_training_dataset
     from runtime.evaluate.eval_config import decoded_output
     from runtime.train.callbacks import EpochProgress, NaNGuard, RunRecorder, TimeBudget, Validation
     from runtime.train.model_setup import build_model, learning_rate_at
