@@ -23,26 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 import statistics
-import subprocess
-import sys
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("NETSPEC_SHARED_DATA", REPO.parent / "shared" / "data"))
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+from netspec_cli import SHARED, netspec  # noqa: E402 - bench/ is on sys.path
+
 KEYS = ("nme", "fr_008", "fr_010", "auc_008")
-
-
-def netspec(args: list[str]) -> str:
-    """Run a netspec command (progress on stderr passes through); returns its stdout."""
-    cmd = [sys.executable, "-m", "netspec", *args]
-    print(f"$ {' '.join(cmd)}", file=sys.stderr, flush=True)
-    proc = subprocess.run(cmd, cwd=REPO, env=ENV, stdout=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"netspec {args[0]} failed with exit code {proc.returncode}")
-    return proc.stdout
 
 
 def fit(spec: str, run: Path, data: Path, sets: list[str]) -> None:

@@ -22,15 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
-import subprocess
-import sys
 import time
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("NETSPEC_SHARED_DATA", REPO.parent / "shared" / "data"))
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+from netspec_cli import SHARED, netspec  # noqa: E402 - bench/ is on sys.path
+
 SPEC = "specs/rar.yaml"
 VARIANTS = {
     "conv8": ["steps=0", "robust_init=false"],
@@ -42,16 +38,6 @@ VARIANTS = {
     "T, S_d as S_0": ["robust_init=false"],
 }
 SPREAD = ("robust init", "T, learned")  # retrained with other seeds: the run-to-run spread
-
-
-def netspec(args: list[str]) -> str:
-    """Run a netspec command (progress on stderr passes through); returns its stdout."""
-    cmd = [sys.executable, "-m", "netspec", *args]
-    print(f"$ {' '.join(cmd)}", file=sys.stderr, flush=True)
-    proc = subprocess.run(cmd, cwd=REPO, env=ENV, stdout=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"netspec {args[0]} failed with exit code {proc.returncode}")
-    return proc.stdout
 
 
 def train_and_score(run: Path, sets: list[str], data: Path) -> dict:

@@ -24,16 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 import statistics
-import subprocess
-import sys
 import time
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("NETSPEC_SHARED_DATA", REPO.parent / "shared" / "data"))
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+from netspec_cli import SHARED, netspec  # noqa: E402 - bench/ is on sys.path
+
 SPEC = "specs/rednet_video.yaml"
 CPU_SIZE = ["size=64", "widths=[8, 16, 16, 32, 32]", "id_channels=16", "lstm_units=16",
             "train.optimizer=adam", "train.learning_rate=0.002"]
@@ -44,16 +40,6 @@ VARIANTS = {
     "+ temporal": ["temporal=true", "steps=2"],
     "+ identity": ["temporal=true", "steps=2", "identity=true"],  # 224 training people
 }
-
-
-def netspec(args: list[str]) -> str:
-    """Run a netspec command (progress on stderr passes through); returns its stdout."""
-    cmd = [sys.executable, "-m", "netspec", *args]
-    print(f"$ {' '.join(cmd)}", file=sys.stderr, flush=True)
-    proc = subprocess.run(cmd, cwd=REPO, env=ENV, stdout=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"netspec {args[0]} failed with exit code {proc.returncode}")
-    return proc.stdout
 
 
 def train_and_score(run: Path, sets: list[str], data: Path) -> dict:
