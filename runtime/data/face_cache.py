@@ -28,6 +28,7 @@ import numpy as np
 
 from runtime.data import geometry
 from runtime.data.config import DataConfig, augment_config
+from runtime.data.crops import crop_squares, source_name
 from runtime.data.formats import images as image_files
 from runtime.data.records import FaceSet
 
@@ -88,25 +89,6 @@ def config_side(cfg: DataConfig) -> int:
     return cache_side(cfg.size, aug.scale, aug.rotation, aug.translate)
 
 
-def crop_squares(faces: FaceSet, cfg: DataConfig) -> np.ndarray | None:
-    """(N, 3) cx, cy, side per row as the tf.data pipeline's `crop_squares` (NaN =
-    unusable), without TensorFlow; None for crop: none (the square needs the image size)."""
-    if cfg.crop == "none":
-        return None
-    if cfg.crop == "box":
-        if faces.boxes is None:
-            raise ValueError(f"crop: box, but '{faces.name}' has no face boxes; "
-                             "use crop: landmarks or crop: none")
-        boxes = np.asarray(faces.boxes, np.float64)
-    else:
-        boxes = geometry.landmark_boxes(faces.landmarks, faces.visible)
-    return geometry.square_crops(boxes, cfg.crop_ratio)
-
-
-def _source_name(faces: FaceSet, i: int) -> str:
-    return faces.paths[i] if faces.paths else f"{faces.name}[{i}]"
-
-
 def _usable(faces: FaceSet, squares: np.ndarray | None, cfg: DataConfig) -> np.ndarray:
     """Rows with a finite crop square; the others raise, or are dropped under on_error: skip."""
     rows = np.arange(len(faces))
@@ -115,7 +97,7 @@ def _usable(faces: FaceSet, squares: np.ndarray | None, cfg: DataConfig) -> np.n
     bad = ~np.isfinite(squares).all(axis=1)
     if not bad.any():
         return rows
-    shown = ", ".join(_source_name(faces, int(i)) for i in rows[bad][:3])
+    shown = ", ".join(source_name(faces, int(i)) for i in rows[bad][:3])
     what = (f"no usable crop: {cfg.crop} (no visible landmarks or an empty box), "
             f"e.g. {shown}")
     if cfg.on_error == "raise":
@@ -249,9 +231,9 @@ def _build(faces: FaceSet, cfg: DataConfig, side: int) -> FaceCache:
             image = _decode(faces, int(i), channels)
         except (OSError, ValueError, SyntaxError) as exc:
             if cfg.on_error == "raise":
-                raise ValueError(f"cannot decode image {_source_name(faces, int(i))} ({exc}); "
+                raise ValueError(f"cannot decode image {source_name(faces, int(i))} ({exc}); "
                                  "set on_error: skip to drop it") from None
-            print(f"data.on_error: skip: skipped {_source_name(faces, int(i))}: cannot "  # noqa: T201
+            print(f"data.on_error: skip: skipped {source_name(faces, int(i))}: cannot "  # noqa: T201
                   f"decode it ({exc})", file=sys.stderr, flush=True)
             kept[j] = False
             continue

@@ -19,6 +19,7 @@ import tensorflow as tf
 from runtime.data import augment as aug_ops
 from runtime.data import geometry
 from runtime.data.config import DataConfig, augment_config
+from runtime.data.crops import crop_squares, face_boxes, source_name
 from runtime.data.formats import images as image_files
 from runtime.data.normalize import normalize
 from runtime.data.records import FaceSet
@@ -39,29 +40,6 @@ def split_faceset(faces: FaceSet, cfg: DataConfig) -> tuple[FaceSet, FaceSet]:
     if cfg.limit is not None:
         train, val = train.subset(slice(0, cfg.limit)), val.subset(slice(0, cfg.limit))
     return train, val
-
-
-def crop_squares(faces: FaceSet, cfg: DataConfig) -> np.ndarray | None:
-    """(N, 3) source crops cx, cy, side per row (NaN = unusable); None for crop: none."""
-    boxes = face_boxes(faces, cfg)
-    return None if boxes is None else geometry.square_crops(boxes, cfg.crop_ratio)
-
-
-def face_boxes(faces: FaceSet, cfg: DataConfig) -> np.ndarray | None:
-    """(N, 4) float64 box per row that data.crop centres on: the data set's face boxes
-    (crop: box) or the visible landmarks' extent (crop: landmarks); None for crop: none."""
-    if cfg.crop == "none":
-        return None
-    if cfg.crop == "box":
-        if faces.boxes is None:
-            raise ValueError(f"crop: box, but '{faces.name}' has no face boxes; "
-                             "use crop: landmarks or crop: none")
-        return np.asarray(faces.boxes, np.float64)
-    return geometry.landmark_boxes(faces.landmarks, faces.visible)
-
-
-def _source_name(faces: FaceSet, i: int) -> str:
-    return faces.paths[i] if faces.paths else f"{faces.name}[{i}]"
 
 
 def _usable_rows(faces: FaceSet, crops: np.ndarray | None, cfg: DataConfig,
@@ -90,7 +68,7 @@ def _usable(faces: FaceSet, crops: np.ndarray | None, cfg: DataConfig,
     bad = ~np.isfinite(crops).all(axis=1)
     if not bad.any():
         return ids
-    shown = ", ".join(_source_name(faces, row_of(i)) for i in ids[bad][:3])
+    shown = ", ".join(source_name(faces, row_of(i)) for i in ids[bad][:3])
     what = f"no usable crop: {cfg.crop} ({why}), e.g. {'from ' if unit == 'clip' else ''}{shown}"
     if cfg.on_error == "raise":
         raise ValueError(f"{int(bad.sum())} {unit}(s) of '{faces.name}' have {what}; set "
@@ -178,7 +156,7 @@ class DecodeSkips:
         i = int(index)
         if i not in self.rows:
             self.rows.add(i)
-            name = _source_name(self.faces, i)
+            name = source_name(self.faces, i)
             print(f"data.on_error: skip: skipped {name}: TensorFlow "  # noqa: T201
                   f"cannot decode it ({len(self.rows)} image(s) of '{self.faces.name}' "
                   "skipped by the input pipeline)", file=sys.stderr, flush=True)

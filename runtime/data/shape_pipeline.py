@@ -22,7 +22,8 @@ import tensorflow as tf
 from runtime.data import augment as aug_ops
 from runtime.data import geometry
 from runtime.data.config import DataConfig, augment_config, corrupt_config
-from runtime.data.pipeline import LABEL_KEY, _training_index_batches, crop_squares
+from runtime.data.crops import crop_squares
+from runtime.data.pipeline import LABEL_KEY, _training_index_batches
 from runtime.data.records import UNLABELLED, FaceSet
 
 TRAIN_ON = 3  # label channel: 1 = the losses train on this keypoint

@@ -14,7 +14,7 @@ import numpy as np
 
 from runtime.data import geometry
 from runtime.data.config import DataConfig
-from runtime.data.pipeline import crop_squares
+from runtime.data.crops import crop_squares
 from runtime.data.records import ABSENT, UNLABELLED, VISIBLE, FaceSet
 
 
