@@ -16,14 +16,16 @@ from compiler.registry import Registry
 
 
 def lower_to_keras(graph: Graph, ops: Registry = DEFAULT_OPS, *,
-                   mixed_precision: bool = False) -> Any:
-    """Build the keras.Model. With `mixed_precision`, layers compute in float16 except
-    those that produce outputs, which stay float32 for numerically safe losses."""
+                   mixed_precision: bool | str = False) -> Any:
+    """Build the keras.Model. With `mixed_precision` (True: "mixed_float16", or a policy
+    name such as "mixed_bfloat16"), layers compute in 16 bits except those that produce
+    outputs, which stay float32 for numerically safe losses."""
     import keras
 
     import compiler.keras_layers  # noqa: F401 - registers netspec's custom layers
 
     output_sources = {o.source for o in graph.outputs}
+    policy = ("mixed_float16" if mixed_precision is True else mixed_precision) or None
     values: dict[str, Any] = {}
     inputs = {}
     for n in graph.inputs:
@@ -40,8 +42,8 @@ def lower_to_keras(graph: Graph, ops: Registry = DEFAULT_OPS, *,
             layer = built[n.name] = opdef.lower(n.params, keras_name(n.name))
             if not n.trainable:
                 layer.trainable = False
-        if mixed_precision and n.name not in output_sources and hasattr(layer, "dtype_policy"):
-            layer.dtype_policy = keras.DTypePolicy("mixed_float16")
+        if policy and n.name not in output_sources and hasattr(layer, "dtype_policy"):
+            layer.dtype_policy = keras.DTypePolicy(policy)
         args = [values[i] for i in n.inputs]
         y = layer(args[0] if opdef.max_inputs == 1 else args)
         if tuple(y.shape) != n.out.shape:

@@ -16,7 +16,7 @@ from typing import Any
 
 def _register() -> None:
     import compiler.keras_layers  # noqa: F401 - decorators register the classes
-    import runtime.train.losses  # noqa: F401 - LandmarkLoss: a trained run's compile config
+    import runtime.train.landmark_loss  # noqa: F401 - a trained run's compile config
 
 
 class _AfterKeras:

@@ -23,6 +23,7 @@ examples:
   netspec show specs/rcn_6branch.yaml --set branches=5
   netspec compile specs/rcn_6branch.yaml -o build/rcn6
   netspec fit specs/rcn_6branch.yaml -o runs/rcn6 --data ../shared/data/mtfl
+  netspec fit specs/rcn_6branch.yaml --backend jax --mixed-precision   # no TensorFlow needed
   netspec eval runs/rcn6 --json       # the held-out split of the data it trained on
   netspec predict runs/rcn6 face.jpg -o predictions/
   netspec predict runs/lgcn group.jpg -o faces/ --multi-face
@@ -46,6 +47,17 @@ def _load(args: argparse.Namespace):  # noqa: ANN202 - compiler.api.Spec
     for warning in spec.warnings:  # e.g. weights that need > 1 GB; the command goes on
         print(warning, file=sys.stderr)
     return spec
+
+
+def _use_backend(args: argparse.Namespace) -> str:
+    """Select the Keras backend (--backend, KERAS_BACKEND, else tensorflow) before Keras is
+    imported; TensorFlow is imported (quietly) only when it is the backend."""
+    from runtime.backend import select_backend
+
+    name = select_backend(getattr(args, "backend", None))
+    if name == "tensorflow":
+        import_tensorflow()
+    return name
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -184,7 +196,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
         os.environ["TF_CONFIG"] = tf_config(args.workers or "", args.task_index)
         args.strategy = "multi_worker"
-    import_tensorflow()  # after the spec's own checks, which need no TensorFlow
+    _use_backend(args)  # after the spec's own checks, which need no Keras
     run_dir = Path(args.output or Path("runs") / spec.name)
     fit_spec(spec, run_dir, data=args.data, data_format=args.format, resume=args.resume,
              overrides=args.overrides, device=_device_options(args),
@@ -201,7 +213,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
               "eval.KEY=VALUE (params and train.* define the trained model; train a new run "
               "to change them)", file=sys.stderr)
         return 2
-    import_tensorflow()
+    _use_backend(args)
     from runtime.evaluate.score_run import evaluate_run
 
     evaluate_run(Path(args.run), data=args.data, data_format=args.format,
@@ -226,7 +238,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise SpecError.at(SourceLoc("--min-confidence"), f"must be in [0, 1], found "
                                                           f"{args.min_confidence}",
                            hint="scores are mean peak-to-mass ratios of the heat maps, in [0, 1]")
-    import_tensorflow()
+    _use_backend(args)
     from runtime.predict.predict_files import MIN_CONFIDENCE, predict_run
 
     out = Path(args.output)
@@ -268,7 +280,7 @@ def cmd_predict_multiface(args: argparse.Namespace) -> int:
                 raise SpecError.at(SourceLoc("<command line>"),
                                    f"{flag} must be >= 0, found {value}")
             opts = replace(opts, **{name: value})
-    import_tensorflow()
+    _use_backend(args)
     done = predict_multiface_run(Path(args.run), [Path(p) for p in args.images],
                                  Path(args.output), opts)
     for path, n in done:
@@ -303,7 +315,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from runtime.search.command import search_spec
 
     spec = _load(args)
-    import_tensorflow()  # after the spec's own checks, which need no TensorFlow
+    _use_backend(args)  # after the spec's own checks, which need no Keras
     search_spec(spec, Path(args.output or Path("searches") / spec.name), data=args.data,
                 data_format=args.format, workers=args.workers, executor=args.executor,
                 address=args.address, overrides=args.overrides)
@@ -347,6 +359,12 @@ def _run_args(p: argparse.ArgumentParser, default: str = "the spec's data.datase
                    help=f"force the data format: {', '.join(DATA_FORMATS)} "
                         f"({', '.join(f'{a} = {n}' for a, n in FORMAT_ALIASES.items())}); "
                         "default: detected from --data")
+
+
+def _backend_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=("tensorflow", "jax", "torch"), default=None,
+                   help="Keras backend (default: $KERAS_BACKEND, else tensorflow); runs "
+                        "trained on one backend evaluate and resume on another")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -401,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task-index", type=int, metavar="I",
                    help="this process's index in --workers")
     p.set_defaults(func=cmd_fit)
+    _backend_arg(p)
 
     p = sub.add_parser("eval", help="evaluate a run: NME, FR@0.08/0.10, AUC@0.08, CED plot")
     p.add_argument("run", help="run directory written by `netspec fit`")
@@ -420,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also score after fitting the PCA shape model (LGCN; default: the "
                         "spec's eval.shape_model)")
     p.set_defaults(func=cmd_eval)
+    _backend_arg(p)
 
     p = sub.add_parser("predict", help="landmarks for images: JSON + overlay PNGs")
     p.add_argument("run", help="a run folder, or an export folder (netspec export)")
@@ -447,6 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "landmarks is at least S (default 0.35; lower finds more faces, and "
                         "more false ones)")
     p.set_defaults(func=cmd_predict)
+    _backend_arg(p)
 
     p = sub.add_parser("export", help="a run as SavedModel, TFLite or ONNX with its "
                                       "normalisation and point decoding, + manifest.json")
@@ -471,6 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: search.executor)")
     p.add_argument("--address", help="Ray cluster address (with --executor ray)")
     p.set_defaults(func=cmd_search)
+    _backend_arg(p)
+
     p = sub.add_parser("doctor", help="versions, devices and a numerics + training self-test "
                                       "(paste its output into bug reports)")
     p.set_defaults(func=cmd_doctor)

@@ -27,6 +27,11 @@ def _replace_from_temp(path: Path, write) -> None:  # noqa: ANN001 - callable(tm
         raise
 
 
+def atomic_write_file(path: Path, write) -> None:  # noqa: ANN001 - callable(tmp_path)
+    """`write(tmp)` fills a temp file beside `path`, which then replaces `path`."""
+    _replace_from_temp(Path(path), write)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     _replace_from_temp(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
 

@@ -234,9 +234,21 @@ def split_clips(source: ClipSource, cfg: DataConfig, length: int) -> tuple[ClipS
 
 
 def split(faces: FaceSet, cfg: DataConfig) -> tuple[FaceSet, FaceSet]:
-    from runtime.data.pipeline import split_faceset
-
     try:
         return split_faceset(faces, cfg)
     except ValueError as e:
         raise SpecError.at(SourceLoc("data.val_split"), str(e)) from None
+
+
+def split_faceset(faces: FaceSet, cfg: DataConfig) -> tuple[FaceSet, FaceSet]:
+    """(train, validation): validation is the last `val_split` rows; `limit` caps both."""
+    n = len(faces)
+    split = cfg.val_split
+    n_val = int(round(n * split)) if isinstance(split, float) else int(split)
+    if n_val >= n:
+        raise ValueError(f"val_split {split} leaves no training rows in '{faces.name}' "
+                         f"({n} rows); lower val_split")
+    train, val = faces.subset(slice(0, n - n_val)), faces.subset(slice(n - n_val, n))
+    if cfg.limit is not None:
+        train, val = train.subset(slice(0, cfg.limit)), val.subset(slice(0, cfg.limit))
+    return train, val

@@ -82,7 +82,7 @@ def _state_problems(s: dict[str, Any]) -> list[str]:
     if (best is None) != (best_epoch is None):
         out.append(f"'best' ({best!r}) and 'best_epoch' ({best_epoch!r}) must both be set or "
                    "both be null")
-    for key in ("checkpoint", "data", "data_format", "stopped"):
+    for key in ("checkpoint", "data", "data_format", "stopped", "backend"):
         if s.get(key) is not None and not isinstance(s[key], str):
             out.append(f"'{key}' must be a string or null, found {s[key]!r}")
     if s.get("monitor") is not None and s["monitor"] not in _MONITORS:
@@ -98,9 +98,10 @@ def _state_problems(s: dict[str, Any]) -> list[str]:
 
 
 def committed_checkpoint(run_dir: Path, state: dict[str, Any]) -> str:
-    """The checkpoint prefix (RUN/checkpoints/ckpt-N) of the epoch state.json committed.
+    """The checkpoint file (RUN/checkpoints/ckpt-N.npz) of the epoch state.json committed;
+    a run written before that format has a tf.train one, whose prefix is returned.
 
-    state.json names it; it must be the one of its `epoch` and be on disk (both files).
+    state.json names it; it must be the one of its `epoch` and be on disk.
     The name is looked up inside RUN/checkpoints, so a moved run folder still resumes.
     """
     path = Path(run_dir) / STATE_FILE
@@ -109,20 +110,21 @@ def committed_checkpoint(run_dir: Path, state: dict[str, Any]) -> str:
         raise SpecError.at(_where(path), f"state.json records {epoch} trained epoch(s) but "
                                          "names no checkpoint", hint=_STATE_HINT)
     expected = f"ckpt-{epoch}"
-    if Path(named).name != expected:
+    if Path(named).name.removesuffix(".npz") != expected:
         raise SpecError.at(_where(path), f"state.json records epoch {epoch} but names "
                                          f"checkpoint '{Path(named).name}' (expected "
                                          f"'{expected}')", hint=_STATE_HINT)
-    prefix = Path(run_dir) / CHECKPOINTS / expected
-    index = prefix.with_name(expected + ".index")
-    data = list(prefix.parent.glob(expected + ".data-*")) if prefix.parent.is_dir() else []
-    if not index.is_file() or not data:
-        missing = index if not index.is_file() else prefix.with_name(expected + ".data-*")
-        raise SpecError.at(_where(path), f"the checkpoint of epoch {epoch} that state.json "
-                                         f"names is missing ({missing})",
-                           hint="the run cannot be resumed; start a new run with -o NEW_DIR "
-                                "(model.keras, the best epoch's model, is still usable)")
-    return str(prefix)
+    folder = Path(run_dir) / CHECKPOINTS
+    neutral = folder / f"{expected}.npz"
+    if neutral.is_file():
+        return str(neutral)
+    index = folder / f"{expected}.index"  # tf.train, before the .npz format
+    if index.is_file() and folder.is_dir() and any(folder.glob(expected + ".data-*")):
+        return str(folder / expected)
+    raise SpecError.at(_where(path), f"the checkpoint of epoch {epoch} that state.json "
+                                     f"names is missing ({neutral})",
+                       hint="the run cannot be resumed; start a new run with -o NEW_DIR "
+                            "(model.keras, the best epoch's model, is still usable)")
 
 
 # ------------------------------------------------------------------ spec and model

@@ -22,24 +22,7 @@ from runtime.data.config import DataConfig, augment_config
 from runtime.data.crops import crop_squares, face_boxes, source_name
 from runtime.data.formats import images as image_files
 from runtime.data.normalize import normalize
-from runtime.data.records import FaceSet
-
-LABEL_KEY = "landmarks"
-IDENTITY_KEY = "identity"  # clip sets: the person's class id per frame (identities.py)
-
-
-def split_faceset(faces: FaceSet, cfg: DataConfig) -> tuple[FaceSet, FaceSet]:
-    """(train, validation): validation is the last `val_split` rows; `limit` caps both."""
-    n = len(faces)
-    split = cfg.val_split
-    n_val = int(round(n * split)) if isinstance(split, float) else int(split)
-    if n_val >= n:
-        raise ValueError(f"val_split {split} leaves no training rows in '{faces.name}' "
-                         f"({n} rows); lower val_split")
-    train, val = faces.subset(slice(0, n - n_val)), faces.subset(slice(n - n_val, n))
-    if cfg.limit is not None:
-        train, val = train.subset(slice(0, cfg.limit)), val.subset(slice(0, cfg.limit))
-    return train, val
+from runtime.data.records import IDENTITY_KEY, LABEL_KEY, FaceSet
 
 
 def _usable_rows(faces: FaceSet, crops: np.ndarray | None, cfg: DataConfig,

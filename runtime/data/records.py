@@ -18,6 +18,8 @@ import numpy as np
 VISIBLE = 1.0
 ABSENT = -1.0
 UNLABELLED = 0.0
+LABEL_KEY = "landmarks"  # the labels dict of a batch: points [.., K, 3]
+IDENTITY_KEY = "identity"  # clip sets: the person's class id per frame (identities.py)
 
 
 @dataclass(frozen=True)

@@ -162,6 +162,11 @@ def evaluate_run(run_dir: Path, *, data: str | None = None, data_format: str | N
     model = load_run_model(run_dir, spec)
     same = run_dcfg is not None and same_data(str(dcfg.dataset), str(run_data))
     length = clip_length(spec.graph)
+    from runtime.backend import require_tensorflow
+    from runtime.data.config import points_input
+
+    if length is not None or points_input(spec.graph) is not None:
+        require_tensorflow("eval of a clip or keypoint-input spec", SourceLoc(spec.file))
     if length is None:
         scored = scored_rows(load_faces(spec, dcfg), dcfg, split_name, run_dcfg, same)
     else:  # clip specs: the split's people, every frame of their clips scored once
@@ -299,7 +304,6 @@ def predict_points(spec: Spec, model: Any, faces: Any, dcfg: Any, ecfg: Any,
                    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """(decoded points, points after the shape-model fit or None, ground truth [N,K,3]) in
     the crop frame for every usable row; the network runs once per batch."""
-    from runtime.data.pipeline import make_dataset
     from runtime.evaluate.decode import decode, map_to_image
     from runtime.evaluate.eval_config import decoded_output
     from runtime.shapes.shape_model import fit_batch, scaled_windows
@@ -317,8 +321,7 @@ def predict_points(spec: Spec, model: Any, faces: Any, dcfg: Any, ecfg: Any,
         ds = make_shape_dataset(faces, dcfg, training=False, batch_size=batch_size,
                                 input_name=spec.graph.inputs[0].name)
     else:
-        ds = make_dataset(faces, dcfg, training=False, batch_size=batch_size,
-                          input_name=spec.graph.inputs[0].name)
+        ds = _image_batches(faces, dcfg, batch_size, spec.graph.inputs[0].name)
     from runtime.progress import Bar
 
     preds, fits, gts = [], [], []
@@ -327,7 +330,7 @@ def predict_points(spec: Spec, model: Any, faces: Any, dcfg: Any, ecfg: Any,
         bar.update()
         out = np.asarray(model.predict_on_batch(x)[out_name])
         preds.append(decode(kind, out, dcfg.size, refine=ecfg.refine))
-        gts.append(y["landmarks"].numpy()[..., :3])  # a denoiser's 4th channel: its training mask
+        gts.append(np.asarray(y["landmarks"])[..., :3])  # a denoiser's 4th channel: its mask
         if shape is not None:
             h, w = out.shape[1:3]
             p = fit_batch(shape, out, windows=scaled_windows(max(h, w)))
@@ -336,6 +339,25 @@ def predict_points(spec: Spec, model: Any, faces: Any, dcfg: Any, ecfg: Any,
     bar.close()
     fitted = np.concatenate(fits) if shape is not None else None
     return np.concatenate(preds), fitted, np.concatenate(gts)
+
+
+def _image_batches(faces: Any, dcfg: Any, batch_size: int, input_name: str) -> Any:
+    """({input: images}, {"landmarks": [b, K, 3]}) batches of every usable row, in order:
+    tf.data on TensorFlow, the device feed (runtime/data/device_feed.py) elsewhere."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        from runtime.data.pipeline import make_dataset
+
+        return make_dataset(faces, dcfg, training=False, batch_size=batch_size,
+                            input_name=input_name)
+    from runtime.data.device_feed import make_feed, split_batches
+
+    try:
+        feed = make_feed(faces, dcfg, training=False)
+    except ValueError as e:
+        raise SpecError.at(SourceLoc(str(dcfg.dataset)), str(e)) from None
+    return (({input_name: x}, {"landmarks": y}) for x, y in split_batches(feed, batch_size))
 
 
 def predict_clip_points(spec: Spec, model: Any, clips: Any, dcfg: Any, ecfg: Any,

@@ -398,6 +398,33 @@ def _frame_images(frames: Sequence[Frame], dcfg: Any, input_name: str, workdir: 
             todo = [i for i in todo[done:] if i not in bad_idx]
 
 
+def _frame_images_on_device(frames: Sequence[Frame], dcfg: Any, failures: _Failures
+                            ) -> Iterator[tuple[int, np.ndarray]]:
+    """`_frame_images` on a backend without tf.data: every frame PIL decodes is cropped by
+    the device feed (runtime/data/device_feed.py), in order; the others go to `failures`."""
+    from runtime.data.device_feed import make_feed, split_batches
+    from runtime.data.records import FaceSet
+
+    bad = {f.path: e for f, e in _undecodable(frames, ValueError())}
+    for path, err in bad.items():
+        failures.add(path, err)
+    keep = [i for i, f in enumerate(frames) if f.path not in bad]
+    if not keep:
+        return
+    crops = np.array([frames[i].crop for i in keep], np.float64)
+    half = crops[:, 2:] / 2
+    boxes = np.concatenate([crops[:, :2] - half, crops[:, :2] + half], axis=1)
+    n = len(keep)
+    faces = FaceSet("predict", dcfg.scheme or "5pt", np.zeros((n, 1, 2), np.float32),
+                    np.zeros((n, 1), bool), paths=tuple(str(frames[i].path) for i in keep),
+                    boxes=boxes.astype(np.float32))
+    feed = make_feed(faces, dcfg, training=False)
+    rows = iter(feed.cache.rows)
+    for x, _ in split_batches(feed, BATCH_SIZE):
+        for img in x:
+            yield keep[int(next(rows))], img
+
+
 def _one_by_one(frames: Sequence[Frame], sources: Sequence[str | None], batch: list[int],
                 dcfg: Any, input_name: str, failures: _Failures
                 ) -> Iterator[tuple[int, np.ndarray]]:
@@ -466,10 +493,14 @@ def _frame_points(m: _Model, clips: Sequence[Clip], dcfg: Any, workdir: Path,
     """(frame index, network-frame points [K, 2], score) of every frame of every clip that
     can be read, in order; failed frames go to `failures` (per-frame models only: a
     sequence model needs every frame of its clip, so a failure there is an error)."""
+    import keras
+
     frames = [f for c in clips for f in c.frames]
     if not m.sequence:
         pending: list[tuple[int, np.ndarray]] = []
-        images = _frame_images(frames, dcfg, m.input_name, workdir, failures)
+        images = (_frame_images(frames, dcfg, m.input_name, workdir, failures)
+                  if keras.backend.backend() == "tensorflow"
+                  else _frame_images_on_device(frames, dcfg, failures))
         for item in images:
             pending.append(item)
             if len(pending) == BATCH_SIZE:
@@ -478,6 +509,9 @@ def _frame_points(m: _Model, clips: Sequence[Clip], dcfg: Any, workdir: Path,
         if pending:
             yield from _predict_batch(m, pending)
         return
+    from runtime.backend import require_tensorflow
+
+    require_tensorflow("predict with a sequence (clip) model", SourceLoc(str(frames[0].path)))
     loose = _Failures()
     sources = _sources(frames, workdir, loose)
     if loose.items:

@@ -193,11 +193,16 @@ def available_cores() -> int:
 
 
 def limit_threads(threads: int | None) -> None:
-    """Cap TF's thread pools in this (fresh) process before TF starts its runtime."""
+    """Cap the backend's thread pools in this (fresh) process before it starts its runtime
+    (TensorFlow's through its API; XLA's CPU client and PyTorch's through OMP/env)."""
     if threads is None:
         return
     for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
         os.environ[var] = str(threads)
+    from runtime.backend import requested
+
+    if requested() != "tensorflow":
+        return
     from runtime.quiet_tf import import_tensorflow
 
     import_tensorflow()  # a trial process: no start-up banner per trial

@@ -1,7 +1,7 @@
 """Keras callbacks of a run: validation NME, atomic checkpoints, metrics log, budget.
 
-Note [Checkpoint commit point]: weights + optimizer state go through
-tf.train.CheckpointManager (files first, then the small index file), and
+Note [Checkpoint commit point]: weights + optimizer state go to one backend-neutral file
+(runtime/train/checkpoints.py, written to a temporary name and renamed), and
 RUN/state.json - the record a resume trusts - is replaced atomically only after
 that, so a crash at any moment leaves the last complete epoch intact.
 """
@@ -38,10 +38,10 @@ class Validation(keras.callbacks.Callback):
 class RunRecorder(keras.callbacks.Callback):
     """Per epoch: metrics.jsonl line, checkpoint, best model.keras, state.json."""
 
-    def __init__(self, run_dir: Path, manager: Any, monitor: str, state: dict[str, Any],
-                 lr_at: Callable[[int], float]) -> None:
+    def __init__(self, run_dir: Path, save: Callable[[int], str], monitor: str,
+                 state: dict[str, Any], lr_at: Callable[[int], float]) -> None:
         super().__init__()
-        self.run_dir, self.manager, self.monitor = run_dir, manager, monitor
+        self.run_dir, self.save, self.monitor = run_dir, save, monitor
         self.state = state
         self._lr_at = lr_at
         self._t0 = self._first_step = self._last_step = time.time()
@@ -75,10 +75,9 @@ class RunRecorder(keras.callbacks.Callback):
             self.state.update(best=float(value), best_epoch=epoch + 1)
         record["best"] = bool(improved)
         append_jsonl(self.run_dir / "metrics.jsonl", record)
-        self.manager.save(checkpoint_number=epoch + 1)
+        self.state["checkpoint"] = self.save(epoch + 1)
         self.state["epoch"] = epoch + 1
-        self.state["checkpoint"] = self.manager.latest_checkpoint
-        self.state["iterations"] = int(self.model.optimizer.iterations.numpy())
+        self.state["iterations"] = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         atomic_write_json(self.run_dir / "state.json", self.state)
 
 

@@ -1,7 +1,9 @@
 """Device setup for training: seeds, GPU memory growth, mixed precision, strategies.
 
 Called once per command (fit, search trial); library code never touches global
-TensorFlow state elsewhere.
+backend state elsewhere. On TensorFlow the strategies are tf.distribute's; on JAX
+`mirrored` is keras.distribution.DataParallel over every local device; on PyTorch one
+device. Only the tensorflow branch imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -19,12 +21,28 @@ from compiler.diagnostics import SourceLoc, SpecError
 log = logging.getLogger(__name__)
 
 
+class _Scope:
+    """The strategy of a backend without tf.distribute: `scope()` is a no-op (JAX's data
+    parallelism is set globally by keras.distribution.set_distribution)."""
+
+    def __init__(self, replicas: int = 1) -> None:
+        self.num_replicas_in_sync = replicas
+
+    def scope(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+
 def configure(seed: int, strategy: str = "default") -> Any:
-    """Seed everything, let GPUs grow memory, and return the tf.distribute strategy."""
+    """Seed everything, let GPUs grow memory, and return the strategy (tf.distribute's on
+    TensorFlow; an object with the same `scope()` elsewhere)."""
     import keras
-    import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        return _portable_strategy(backend, strategy)
+    import tensorflow as tf
+
     for gpu in tf.config.list_physical_devices("GPU"):
         with contextlib.suppress(RuntimeError):  # already initialised: harmless
             tf.config.experimental.set_memory_growth(gpu, True)
@@ -35,7 +53,70 @@ def configure(seed: int, strategy: str = "default") -> Any:
     return tf.distribute.get_strategy()
 
 
+def _portable_strategy(backend: str, strategy: str) -> Any:
+    import keras
+
+    if strategy == "multi_worker":
+        raise SpecError.at(CLI, f"strategy multi_worker is tf.distribute's; it does not run "
+                                f"on the {backend} backend",
+                           hint="use --backend tensorflow for several machines, or "
+                                "--strategy mirrored on one machine with --backend jax")
+    if strategy != "mirrored":
+        return _Scope()
+    if backend != "jax":
+        raise SpecError.at(CLI, f"strategy mirrored (data parallel) is not built for the "
+                                f"{backend} backend yet",
+                           hint="use --backend jax (keras.distribution.DataParallel) or "
+                                "--backend tensorflow (tf.distribute.MirroredStrategy)")
+    found = keras.distribution.list_devices()
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=found))
+    return _Scope(len(found))
+
+
+def mixed_policy() -> str:
+    """The 16-bit policy for this machine: mixed_bfloat16 where the hardware computes in
+    bfloat16 (CPUs, TPUs, NVIDIA GPUs of compute capability 8.0 and later: A100, H100),
+    mixed_float16 on older GPUs (whose bfloat16 is emulated)."""
+    import keras
+
+    backend = keras.backend.backend()
+    older = False
+    if backend == "jax":
+        import jax
+
+        older = any(getattr(d, "compute_capability", "8.0") < "8" for d in jax.devices()
+                    if d.platform == "gpu")
+    elif backend == "torch":
+        import torch
+
+        older = torch.cuda.is_available() and not torch.cuda.is_bf16_supported()
+    else:
+        import tensorflow as tf
+
+        for g in tf.config.list_physical_devices("GPU"):
+            cc = tf.config.experimental.get_device_details(g).get("compute_capability")
+            older = older or (cc is not None and tuple(cc) < (8, 0))
+    return "mixed_float16" if older else "mixed_bfloat16"
+
+
 def describe_devices() -> str:
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        devs = jax.devices()
+        if devs[0].platform == "cpu":
+            return "CPU (jax)" if len(devs) == 1 else f"CPU (jax, {len(devs)} devices)"
+        return f"{len(devs)} {devs[0].platform.upper()} (jax): {devs[0].device_kind}"
+    if backend == "torch":
+        import torch
+
+        if not torch.cuda.is_available():
+            return "CPU (torch)"
+        n = torch.cuda.device_count()
+        return f"{n} GPU (torch): {torch.cuda.get_device_name(0)}"
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")

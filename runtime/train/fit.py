@@ -173,7 +173,7 @@ def _label_keys(spec: Spec) -> dict[str, str]:
     """{trained output: the label it is scored against}: the landmarks, or the person's
     class id for an identity loss (runtime/data/identities.py)."""
     from compiler.losses import CLASSES, LOSSES
-    from runtime.data.pipeline import IDENTITY_KEY, LABEL_KEY
+    from runtime.data.records import IDENTITY_KEY, LABEL_KEY
 
     return {o.name: IDENTITY_KEY if LOSSES[o.loss].kind == CLASSES else LABEL_KEY
             for o in spec.graph.outputs if o.loss is not None}
@@ -346,6 +346,7 @@ def fit_spec(spec: Spec, run_dir: Path, *, data: str | None = None,
     elif resume:
         _say(f"{run_dir}: no state.json yet, so there is nothing to resume; starting a new run")
     check_fits_in_memory(spec, tcfg.optimizer)
+    _check_portable_data(spec, dcfg)
 
     length = clip_length(spec.graph)
     if length is not None:  # clip specs: windows of T frames, held-out people
@@ -438,6 +439,42 @@ def _clip_datasets(train: Any, val: Any, dcfg: DataConfig, tcfg: TrainConfig,
     return train_ds, steps, val_ds, val.score[val_usable]
 
 
+def _check_portable_data(spec: Spec, dcfg: DataConfig) -> None:
+    """What the device feed (every backend but TensorFlow) does not serve yet, said before
+    any data is read."""
+    import keras
+
+    from runtime.data.config import points_input
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return
+    loc = spec.section("data").loc
+    what = ("clips of video frames" if clip_length(spec.graph) is not None
+            else "keypoints (a shape model)" if points_input(spec.graph) is not None
+            else "mixed with background crops (data.negatives)" if dcfg.negatives else None)
+    if what is not None:
+        raise SpecError.at(loc, f"fit on the {backend} backend trains on still faces only; "
+                                f"this spec's data are {what}, which only the tf.data "
+                                "pipeline serves so far",
+                           hint="use --backend tensorflow for this spec")
+
+
+def _device_feeds(train_faces: Any, val_faces: Any, dcfg: DataConfig) -> tuple[Any, Any]:
+    """(training, validation) DeviceFeeds; decoded faces are kept in NETSPEC_FACE_CACHE
+    (a folder) when it is set, so later runs on the same data skip the decoding."""
+    import os
+
+    from runtime.data.device_feed import make_feed
+
+    cache_dir = os.environ.get("NETSPEC_FACE_CACHE") or None
+    try:
+        return (make_feed(train_faces, dcfg, training=True, cache_dir=cache_dir),
+                make_feed(val_faces, dcfg, training=False, cache_dir=cache_dir))
+    except ValueError as e:
+        raise SpecError.at(SourceLoc(str(dcfg.dataset)), str(e)) from None
+
+
 def _inside(path: Path, folder: Path) -> bool:
     try:
         return folder.resolve() in path.resolve().parents or path.resolve() == folder.resolve()
@@ -483,14 +520,16 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
            train_faces: Any, val_faces: Any, state: dict[str, Any], quiet: bool,
            background: Any = None, role: devices.Worker | None = None) -> FitResult:
     import keras
-    import tensorflow as tf
 
     from runtime.data.config import negatives_config, points_input
-    from runtime.data.pipeline import LABEL_KEY, make_dataset, make_training_dataset
+    from runtime.data.records import LABEL_KEY
     from runtime.evaluate.eval_config import decoded_output
     from runtime.train.callbacks import EpochProgress, NaNGuard, RunRecorder, TimeBudget, Validation
+    from runtime.train.checkpoints import restore_checkpoint, save_checkpoint
     from runtime.train.model_setup import build_model, learning_rate_at
 
+    backend = keras.backend.backend()
+    portable = backend != "tensorflow"  # the device feed, not tf.data (device_feed.py)
     strategy = devices.configure(tcfg.seed, tcfg.strategy)
     input_name = spec.graph.inputs[0].name
     outputs = _label_keys(spec)
@@ -499,7 +538,20 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
     start = int(state.get("epoch", 0))
     clips = hasattr(train_faces, "windows")  # a ClipSet: batches of [B, T, ...] windows
     val_frames = None
-    if clips:
+    val_arrays = None
+    if portable:
+        from runtime.data.device_feed import batches_per_pass, training_batches, validation_arrays
+
+        train_feed, val_feed = _device_feeds(train_faces, val_faces, dcfg)
+        batch = min(batch, train_feed.n)
+        steps = tcfg.steps_per_epoch or batches_per_pass(train_feed, batch)
+
+        def pack(images: Any, landmarks: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+            return {input_name: images}, {o: landmarks for o in outputs}
+
+        train_stream = training_batches(train_feed, batch, start * steps, pack)
+        val_arrays = validation_arrays(val_feed, batch, tcfg.val_examples)
+    elif clips:
         train_ds, steps, val_ds, val_frames = _clip_datasets(
             train_faces, val_faces, dcfg, tcfg, input_name, batch, start,
             _identities(spec, train_faces, run_dir, state))
@@ -507,6 +559,8 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
         train_ds, steps, val_ds = _shape_datasets(train_faces, val_faces, dcfg, tcfg,
                                                   input_name, batch, start)
     else:
+        from runtime.data.pipeline import make_dataset, make_training_dataset
+
         # one endless stream, started where the last committed epoch ended (the batches of
         # an unbroken run; Keras keeps the iterator across epochs when steps_per_epoch is
         # given)
@@ -519,9 +573,9 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
     try:
         with strategy.scope():
             # weights from other runs only for a fresh start: a resume's checkpoint wins
-            model, objective = build_model(spec, tcfg, dcfg.size,
-                                           mixed_precision=tcfg.mixed_precision, xla=tcfg.xla,
-                                           initial_weights=not start)
+            model, objective = build_model(
+                spec, tcfg, dcfg.size, xla=tcfg.xla, initial_weights=not start,
+                mixed_precision=devices.mixed_policy() if tcfg.mixed_precision else False)
             model.optimizer.build(model.trainable_variables)
     except Exception as e:  # noqa: BLE001 - only running out of memory is translated
         if is_out_of_memory(e):
@@ -539,18 +593,25 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
         first = next(iter(_with_targets(train_ds, outputs)))
         devices.use_multi_worker_steps(model, strategy, first)
         _say(_shard_line(strategy, role, train_ds, input_name, batch))
-    ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-    manager = tf.train.CheckpointManager(ckpt, str(write_dir / "checkpoints"),
-                                         max_to_keep=tcfg.keep_checkpoints)
+
+    def save(epoch: int) -> str:
+        folder = write_dir / "checkpoints"
+        save_checkpoint(model, folder, epoch, keep=tcfg.keep_checkpoints)
+        return str(folder / f"ckpt-{epoch}")  # state.json's name: the suffix-free prefix
+
     if start:
-        _restore(ckpt, committed_checkpoint(run_dir, state), start)
+        restore_checkpoint(model, committed_checkpoint(run_dir, state), start)
+        if state.get("backend", "tensorflow") != backend:
+            _say(f"note: epochs 1-{start} trained on {state.get('backend', 'tensorflow')}; "
+                 f"the run goes on on {backend} (checkpoints are backend-neutral)")
         if tcfg.init_from:
             _say(f"note: train.init_from ({tcfg.init_from}) is ignored on --resume: the run "
                  f"continues from its own checkpoint of epoch {start}")
         _say(f"resuming {run_dir} after epoch {start} (best {tcfg.monitor} "
              f"{format_figure(tcfg.monitor, state.get('best'))})")
+    state["backend"] = backend
     out_name, kind = decoded_output(spec, ecfg)
-    xv, yv = _collect(val_ds, input_name, tcfg.val_examples)
+    xv, yv = val_arrays or _collect(val_ds, input_name, tcfg.val_examples)
     if val_frames is not None:
         val_frames = val_frames[:len(yv)]
     if not (yv[..., 2] > 0.5).any():
@@ -566,11 +627,12 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
     nan_guard = NaNGuard()
     callbacks: list[Any] = [
         Validation(validator),
-        RunRecorder(write_dir, manager, tcfg.monitor, state,
-                    lambda e: learning_rate_at(tcfg, e)),
+        RunRecorder(write_dir, save, tcfg.monitor, state, lambda e: learning_rate_at(tcfg, e)),
         nan_guard,
-        keras.callbacks.TensorBoard(str(write_dir / "tensorboard"), write_graph=False),
     ]
+    if not portable:  # Keras' TensorBoard callback writes through tf.summary
+        callbacks.append(keras.callbacks.TensorBoard(str(write_dir / "tensorboard"),
+                                                     write_graph=False))
     if not quiet:
         callbacks.append(EpochProgress(tcfg.epochs, steps, tcfg.monitor, state))
     if tcfg.patience:
@@ -596,7 +658,8 @@ def _train(spec: Spec, run_dir: Path, dcfg: DataConfig, tcfg: TrainConfig, ecfg:
     with warnings.catch_warnings():  # Keras says so at every end of an unsized dataset
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         warnings.filterwarnings("ignore", message="The model does not have any trainable")
-        model.fit(_with_targets(train_ds, outputs), epochs=tcfg.epochs,
+        model.fit(train_stream if portable else _with_targets(train_ds, outputs),
+                  epochs=tcfg.epochs,
                   initial_epoch=start, steps_per_epoch=steps,
                   callbacks=callbacks, shuffle=False, verbose=0)
     if nan_guard.hit_nan:
@@ -634,17 +697,3 @@ def _shard_line(strategy: Any, role: devices.Worker, train_ds: Any, input_name: 
     digest = hashlib.sha256(local.tobytes()).hexdigest()[:16]
     return (f"{role.text()}: {len(local)} of each global batch of {batch} examples here; "
             f"first batch digest {digest}")
-
-
-def _restore(ckpt: Any, prefix: str, epoch: int) -> None:
-    """Restore exactly the checkpoint state.json committed, or say why it cannot be."""
-    try:
-        ckpt.restore(prefix).assert_existing_objects_matched()
-    except Exception as e:  # noqa: BLE001 - TF raises many kinds for a damaged checkpoint
-        raise SpecError.at(SourceLoc(prefix), f"cannot restore the checkpoint of epoch "
-                                              f"{epoch}: it is truncated, damaged or from "
-                                              "another model",
-                           notes=(f"{type(e).__name__}: {str(e).strip()[:300]}",),
-                           hint="start a new run with -o NEW_DIR (model.keras, the best "
-                                "epoch's model, is still usable for eval and predict)"
-                           ) from None

@@ -96,17 +96,15 @@ def load_source_model(run: Path, checkpoint: str, loc: SourceLoc) -> tuple[Any, 
 
 def _checkpoint_model(run: Path, state: dict[str, Any], loc: SourceLoc) -> Any:
     """RUN's spec lowered afresh, its weights restored from RUN's last committed checkpoint."""
-    import tensorflow as tf
-
     from compiler.lower_keras import lower_to_keras
     from runtime.run_dir import committed_checkpoint, load_run_spec
+    from runtime.train.checkpoints import load_into
 
     prefix = committed_checkpoint(run, state)
     model = lower_to_keras(load_run_spec(run).graph)
     try:
-        tf.train.Checkpoint(model=model).restore(prefix).expect_partial() \
-            .assert_existing_objects_matched()
-    except Exception as e:  # noqa: BLE001 - TF raises many kinds for a damaged checkpoint
+        load_into(model, prefix, optimizer=False)
+    except Exception as e:  # noqa: BLE001 - numpy, zip and TF raise many kinds
         raise SpecError.at(loc, f"cannot read the weights of checkpoint {prefix}: it is "
                                 "damaged or not of the run's spec",
                            notes=(f"{type(e).__name__}: {str(e).strip()[:300]}",),

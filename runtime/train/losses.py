@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -248,34 +247,3 @@ _BUILDERS: Mapping[str, Callable[[Any, int, tuple], LossFn]] = {
 }
 
 IMPLEMENTED: frozenset[str] = frozenset(_BUILDERS)
-
-
-@keras.saving.register_keras_serializable(package="netspec")
-class LandmarkLoss(keras.losses.Loss):
-    """A named netspec loss as a Keras `Loss` whose config rebuilds it, so a trained run's
-    model.keras loads with its compile config (`keras.models.load_model` after `import
-    netspec`) and can train on. Keras averages the per-example values over the batch.
-
-    `penalty` (fit's L2 term, a callable of no arguments) is added to every example's
-    loss in training but is not saved: it refers to the model's own variables, and a
-    reloaded model's loss is the data term alone.
-    """
-
-    def __init__(self, loss: str, input_size: int, out_shape: Sequence[int | None],
-                 args: Mapping[str, Any] | None = None, name: str | None = None,
-                 reduction: str = "sum_over_batch_size", dtype: Any = None) -> None:
-        super().__init__(name=name or loss, reduction=reduction, dtype=dtype)
-        self.loss_name, self.input_size = loss, int(input_size)
-        self.out_shape = [None if d is None else int(d) for d in out_shape]
-        self.args = dict(args or {})
-        self.per_example = make_loss(loss, input_size=self.input_size, out_shape=self.out_shape,
-                             **self.args)
-        self.penalty: Callable[[], tf.Tensor] | None = None
-
-    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
-        per_example = self.per_example(y_true, y_pred)
-        return per_example if self.penalty is None else per_example + self.penalty()
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "loss": self.loss_name, "input_size": self.input_size,
-                "out_shape": self.out_shape, "args": self.args}

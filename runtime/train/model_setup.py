@@ -84,7 +84,7 @@ def load_initial_weights(model: Any, spec: Spec, cfg: TrainConfig) -> None:
                     loc=spec.section("train").loc_of("init_from"))
 
 
-def build_model(spec: Spec, cfg: TrainConfig, input_size: int, *, mixed_precision: bool,
+def build_model(spec: Spec, cfg: TrainConfig, input_size: int, *, mixed_precision: bool | str,
                 xla: bool, initial_weights: bool = True) -> tuple[Any, Objective]:
     """Lower, load initial weights from trained runs (unless `initial_weights` is False: a
     resume restores its own checkpoint), freeze `trainable: false` layers, attach
@@ -93,7 +93,7 @@ def build_model(spec: Spec, cfg: TrainConfig, input_size: int, *, mixed_precisio
 
     from compiler.lower_keras import lower_to_keras
     from runtime.train.initial_weights import freeze
-    from runtime.train.losses import LandmarkLoss
+    from runtime.train.landmark_loss import LandmarkLoss
 
     model = lower_to_keras(spec.graph, mixed_precision=mixed_precision)
     if initial_weights:
@@ -124,6 +124,19 @@ def build_model(spec: Spec, cfg: TrainConfig, input_size: int, *, mixed_precisio
             return scale * sum(c * keras.ops.sum(keras.ops.square(w)) for c, w in terms)
 
         losses[first].penalty = penalty
-    model.compile(optimizer=make_optimizer(cfg), loss=losses, loss_weights=weights,
-                  jit_compile=bool(xla))
+    optimizer = make_optimizer(cfg)
+    if mixed_precision == "mixed_float16" or mixed_precision is True:  # float16 underflows:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)   # dynamic loss scaling
+    model.compile(optimizer=optimizer, loss=losses, loss_weights=weights,
+                  jit_compile=jit_setting(xla))
     return model, objective
+
+
+def jit_setting(xla: bool) -> bool | str:
+    """model.compile's jit_compile: XLA on TensorFlow only when asked (--xla); on JAX always
+    (an eager JAX step is ~100x slower); on PyTorch torch.compile when asked."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        return True
+    return bool(xla)

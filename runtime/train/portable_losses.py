@@ -18,10 +18,12 @@ from keras import ops
 import numpy as np
 
 from compiler.losses import (
+    CLASSES,
     COORDS,
     LOSSES,
     CoordL2Args,
     HeatmapL2Args,
+    IdentityXentArgs,
     LgcnWeightedL2Args,
     LossArgs,
     SigmoidXentArgs,
@@ -48,6 +50,8 @@ def make_portable_loss(name: str, *, input_size: int, out_shape: Sequence[int | 
                          f"{', '.join(sorted(_BUILDERS))}); it trains on TensorFlow only, "
                          "through runtime.train.losses.make_loss")
     shape = tuple(out_shape)
+    if spec.kind == CLASSES:  # scores people, not landmarks: no map or subset logic
+        return _classes_loss(name, shape, args)
     if len(shape) == (3 if spec.kind != COORDS else 1):
         shape = (None, *shape)
     if len(shape) == (5 if spec.kind != COORDS else 3) and shape[0] is None:
@@ -64,6 +68,39 @@ def make_portable_loss(name: str, *, input_size: int, out_shape: Sequence[int | 
         fn = _on_landmarks(fn, params.landmarks)
     fn.__name__ = name
     return fn
+
+
+def _classes_loss(name: str, shape: tuple, args: Mapping[str, Any]) -> LossFn:
+    """A classification loss on [B, N] (or per time step [B, T, N]) logits against int
+    class ids [B] ([B, T]); ids < 0 (no training class) are masked."""
+    if len(shape) in (1, 2) and (len(shape) == 1 or shape[0] is not None):
+        shape = (None, *shape)  # given without the batch dim
+    problems = check_loss(name, args, shape, None)
+    params, _ = coerce_loss_args(name, args)
+    if problems or params is None:
+        raise ValueError(f"loss '{name}': " + "; ".join(problems))
+    fn = _BUILDERS[name](params, 0, shape)
+    fn.__name__ = name
+    return fn
+
+
+def _identity_xent(p: IdentityXentArgs, _size: int, shape: tuple) -> LossFn:
+    n = shape[-1]
+
+    def loss(y_true: Tensor, y_pred: Tensor) -> Tensor:
+        ids = ops.cast(y_true, "int32")
+        known = ids >= 0
+        target = ops.one_hot(ops.where(known, ids, 0), n)
+        if p.label_smoothing > 0:
+            target = target * (1.0 - p.label_smoothing) + p.label_smoothing / n
+        logp = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
+        terms = ops.where(known, -ops.sum(target * logp, axis=-1), 0.0)
+        if len(shape) == 2:  # [B]
+            return terms
+        mask = ops.cast(known, "float32")
+        return ops.sum(terms, -1) / ops.maximum(ops.sum(mask, -1), 1.0)  # over T
+
+    return loss
 
 
 def _on_landmarks(loss: LossFn, indices: Sequence[int]) -> LossFn:
@@ -226,6 +263,7 @@ _BUILDERS: Mapping[str, Callable[[Any, int, tuple], LossFn]] = {
     "sigmoid_xent": _sigmoid_xent,
     "coord_l2": _coord_l2,
     "lgcn_weighted_l2": _lgcn_weighted_l2,
+    "identity_xent": _identity_xent,
     "rar_refine": rar_losses.rar_refine,
     "rar_attention": rar_losses.rar_attention,
 }

@@ -82,7 +82,7 @@ def check_run_dir(run: Path, epochs: int) -> None:
     for name in ("model.keras", "metrics.jsonl", "state.json", "spec.resolved.yaml"):
         assert (run / name).is_file(), name
     ckpt = run / "checkpoints"
-    assert (ckpt / "checkpoint").is_file() and (ckpt / f"ckpt-{epochs}.index").is_file()
+    assert (ckpt / f"ckpt-{epochs}.npz").is_file()  # runtime/train/checkpoints.py
     leftovers = [p.name for p in run.iterdir() if p.name.startswith(".")]
     assert not leftovers, f"temporary files of atomic writes left behind: {leftovers}"
     events = list((run / "tensorboard").rglob("events.out.tfevents.*"))

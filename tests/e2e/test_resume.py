@@ -91,7 +91,7 @@ def check_readable(run: Path) -> dict[str, Any]:
 
     state = state_of(run)
     assert state is not None and state["epoch"] >= 1
-    assert Path(state["checkpoint"] + ".index").is_file(), state
+    assert Path(state["checkpoint"] + ".npz").is_file(), state
     assert state["iterations"] == state["epoch"] * STEPS
     model = keras.models.load_model(run / "model.keras", compile=False)
     assert model.outputs and model.count_params() > 0
@@ -125,8 +125,8 @@ def resumed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, di
 def test_resume_continues_from_the_next_epoch(resumed_run: tuple[Path, int, Any]) -> None:
     run, killed_after, state = resumed_run
     assert 1 <= killed_after < 4
-    assert sorted(p.name for p in (run / "checkpoints").glob("ckpt-*.index")) == \
-        ["ckpt-3.index", "ckpt-4.index"]  # keep_checkpoints: 2
+    assert sorted(p.name for p in (run / "checkpoints").glob("ckpt-*.npz")) == \
+        ["ckpt-3.npz", "ckpt-4.npz"]  # keep_checkpoints: 2
 
 
 def _writing_model(run: Path) -> bool:
@@ -136,7 +136,9 @@ def _writing_model(run: Path) -> bool:
 
 def _writing_checkpoint(run: Path) -> bool:
     folder = run / "checkpoints"
-    return folder.is_dir() and any(p.name.endswith("_temp") and p.name != "ckpt-1_temp"
+    # the temporary file of an atomic write (runtime/atomic.py) of epoch 2 or later
+    return folder.is_dir() and any(p.name.startswith(".ckpt-") and
+                                   not p.name.startswith(".ckpt-1.")
                                    for p in folder.iterdir())
 
 

@@ -231,17 +231,16 @@ def test_resume_checks_the_checkpoint_state_json_names(run: Path) -> None:
     fails(netspec("fit", SPEC, "-o", str(run), "--resume", *sets(QUICK), "--set",
                   "train.epochs=3"), 1, "names no checkpoint")
     edit_state(run, epoch=2, checkpoint="/moved/elsewhere/ckpt-2")
-    (run / "checkpoints" / "ckpt-2.index").unlink()
+    (run / "checkpoints" / "ckpt-2.npz").unlink()
     fails(netspec("fit", SPEC, "-o", str(run), "--resume", *sets(QUICK), "--set",
                   "train.epochs=3"), 1, "the checkpoint of epoch 2 that state.json names is "
                                          "missing")
 
 
 def test_resume_from_a_truncated_checkpoint(run: Path) -> None:
-    data = next((run / "checkpoints").glob("ckpt-2.data-*"))
-    truncate(data, 3000)
+    truncate(run / "checkpoints" / "ckpt-2.npz", 3000)
     fails(netspec("fit", SPEC, "-o", str(run), "--resume", *sets(QUICK), "--set",
-                  "train.epochs=3"), 1, "ckpt-2: error: cannot restore the checkpoint of "
+                  "train.epochs=3"), 1, "ckpt-2.npz: error: cannot restore the checkpoint of "
                                         "epoch 2")
 
 

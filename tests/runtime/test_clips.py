@@ -156,7 +156,8 @@ def test_window_labels_move_with_the_frames() -> None:
     ("heatmap_l2", (8, 8, 1), {}), ("coord_l2", (6,), {"normalize": "visible"})])
 def test_time_axis_loss_is_the_mean_of_frame_losses(name: str, frame_shape: tuple,
                                                     args: dict) -> None:
-    from runtime.train.losses import LandmarkLoss, make_loss
+    from runtime.train.landmark_loss import LandmarkLoss
+    from runtime.train.losses import make_loss
 
     rng = np.random.default_rng(1)
     b, t, k = 2, 3, frame_shape[-1] if len(frame_shape) == 3 else 3

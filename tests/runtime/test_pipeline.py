@@ -12,8 +12,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 tf = pytest.importorskip("tensorflow")
 
 from runtime.data.config import data_config  # noqa: E402
-from runtime.data.pipeline import make_dataset, split_faceset  # noqa: E402
+from runtime.data.pipeline import make_dataset  # noqa: E402
 from runtime.data.records import ABSENT, FaceSet  # noqa: E402
+from runtime.datasets import split_faceset  # noqa: E402
 
 pytestmark = pytest.mark.keras
 

@@ -130,16 +130,28 @@ def assert_close(got: np.ndarray, want: np.ndarray, rtol: float, what: str = "")
     np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale, err_msg=what)
 
 
-def test_landmark_losses_are_ported_and_tested() -> None:
-    assert {"spatial_softmax_nll", "heatmap_l2", "sigmoid_xent", "coord_l2",
-            "lgcn_weighted_l2", "rar_refine", "rar_attention"} <= PORTABLE <= IMPLEMENTED
-    assert {case[1] for case in CASES} == PORTABLE
+def test_every_loss_is_ported_and_tested() -> None:
+    assert PORTABLE == IMPLEMENTED
+    assert {case[1] for case in CASES} | {"identity_xent"} == PORTABLE
 
 
-@pytest.mark.parametrize("name", sorted(IMPLEMENTED - PORTABLE))
-def test_unported_loss_says_so(name: str) -> None:
-    with pytest.raises(ValueError, match="no keras.ops version yet"):
-        make_portable_loss(name, input_size=64, out_shape=(None, 10))
+@pytest.mark.parametrize(("lead", "smoothing"), [((B,), 0.0), ((B // 4, 4), 0.1)])
+def test_identity_xent_equals_tf(lead: tuple[int, ...], smoothing: float) -> None:
+    """RED-Net's identity head: [B] (or [B, T]) class ids, -1 for held-out people."""
+    rng = np.random.default_rng(len(lead))
+    n = 224
+    ids = rng.integers(-1, n, lead).astype(np.float32)
+    pred = rng.normal(size=(*lead, n)).astype(np.float32) * 3.0
+    mix = rng.uniform(0.5, 1.5, lead[0]).astype(np.float32)
+    args = {"label_smoothing": smoothing}
+    tf_fn = make_loss("identity_xent", input_size=0, out_shape=(None, *lead[1:], n), **args)
+    ops_fn = make_portable_loss("identity_xent", input_size=0, out_shape=(None, *lead[1:], n),
+                                **args)
+    want_v, want_g = value_and_grad(tf_fn, ids, pred, mix)
+    got_v, got_g = value_and_grad(ops_fn, ids, pred, mix)
+    assert got_v.shape == (lead[0],) and np.any(want_v != 0)
+    assert_close(got_v, want_v, 1e-5)
+    assert_close(got_g, want_g, 1e-5)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
@@ -163,9 +175,13 @@ def test_all_masked_batch_is_zero_with_zero_gradient(name: str) -> None:
     yt = labels(3, (8,), k, size)
     yt[..., 2] = 0.0
     yt[..., :2] = np.nan
-    kind = {"coord_l2": "coords", "rar_refine": "rar", "rar_attention": "rar"}.get(name, "logits")
-    shape = {"coords": (8, 2 * k), "rar": (8, 3, k, 7)}.get(kind, (8, 20, 20, k))
+    kind = {"coord_l2": "coords", "rar_refine": "rar", "rar_attention": "rar",
+            "identity_xent": "classes"}.get(name, "logits")
+    shape = {"coords": (8, 2 * k), "rar": (8, 3, k, 7), "classes": (8, 10)}.get(
+        kind, (8, 20, 20, k))
     pred = prediction(4, shape, kind)
+    if kind == "classes":  # no person of the batch has a training class
+        yt = np.full((8,), -1.0, np.float32)
     fn = make_portable_loss(name, input_size=size, out_shape=(None, *shape[1:]))
     value, grad = value_and_grad(fn, yt, pred, np.ones(8, np.float32))
     np.testing.assert_array_equal(value, 0.0)
