@@ -150,6 +150,10 @@ for _cls in (_SpecLoader, _FastSpecLoader):
     _cls.add_implicit_resolver(
         "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
         list("tTfF"))
+    # YAML 1.1 wants a dot in a float ('1.0e-3'); '1e-3' (YAML 1.2, Python) is one too
+    _cls.add_implicit_resolver(
+        "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
+        list("-+0123456789"))
     _cls.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
     _cls.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _sequence)
     _cls.add_constructor("tag:yaml.org,2002:str", _scalar_str)

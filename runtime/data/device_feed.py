@@ -82,9 +82,12 @@ def training_batches(feed: DeviceFeed, batch_size: int, start_step: int,
                      pack: Callable[[Any, Any], tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
     """Endless stream from batch `start_step`: `pack(images, landmarks)` of each batch."""
     per_pass = batches_per_pass(feed, batch_size)
+    order, order_pass = None, -1
     for step in itertools.count(start_step):
         pass_, b = divmod(step, per_pass)
-        index = da.index_batch(feed.n, feed.seed, pass_, b, batch_size)
+        if pass_ != order_pass:  # one permutation per pass (index_batch's), not per batch
+            order, order_pass = da.index_batch(feed.n, feed.seed, pass_, 0, feed.n), pass_
+        index = order[b * batch_size:(b + 1) * batch_size]
         images, landmarks = feed.call(index, da.batch_key(feed.seed, step))
         yield pack(images, landmarks)
 

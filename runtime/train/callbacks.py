@@ -60,6 +60,8 @@ class RunRecorder(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = dict(logs or {})
+        if "loss" in logs and not _finite_number(logs["loss"]):
+            return  # NaNGuard stops the run; the last committed epoch stays the one to resume
         # seconds: the whole epoch; train_seconds: its training steps only (no validation),
         # of which first_step_seconds (tracing/compilation on a fresh process)
         record = {"epoch": epoch + 1, "seconds": round(time.time() - self._t0, 2),
@@ -94,17 +96,31 @@ class TimeBudget(keras.callbacks.Callback):
 
 
 class NaNGuard(keras.callbacks.Callback):
-    """Stops with a clear message instead of training on with a NaN loss."""
+    """Stops with a clear message instead of training on with a NaN loss.
 
-    def __init__(self) -> None:
+    Reading the loss waits for the device to finish the step, so it is read at most every
+    `every` seconds (and at each epoch's end): on a GPU a per-batch read would keep the
+    host from queueing the next steps while one runs."""
+
+    def __init__(self, every: float = 0.25) -> None:
         super().__init__()
         self.hit_nan = False
+        self.every, self._last = every, 0.0
 
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+    def _check(self, logs: dict[str, Any] | None) -> None:
         loss = (logs or {}).get("loss")
-        if loss is not None and not np.isfinite(loss):
+        if loss is not None and not np.isfinite(np.asarray(loss, np.float64)):
             self.hit_nan = True
             self.model.stop_training = True
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            self._check(logs)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._check(logs)
 
 
 def _finite_number(v: Any) -> bool:
@@ -127,6 +143,7 @@ class EpochProgress(keras.callbacks.Callback):
         self.epochs, self.steps, self.monitor, self.state = epochs, steps, monitor, state
         self._bar: Any = None
         self._t0 = time.time()
+        self._shown = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         from runtime.progress import Bar
@@ -135,9 +152,15 @@ class EpochProgress(keras.callbacks.Callback):
         self._bar = Bar(self.steps, f"epoch {epoch + 1}/{self.epochs}", "batch")
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self._bar is None:
+            return
+        now = time.monotonic()  # the loss is read (a device sync) a few times a second only
+        if now - self._shown < 0.25:
+            self._bar.update()
+            return
+        self._shown = now
         loss = (logs or {}).get("loss")
-        if self._bar is not None:
-            self._bar.update(**({"loss": f"{float(loss):.4g}"} if _finite_number(loss) else {}))
+        self._bar.update(**({"loss": f"{float(loss):.4g}"} if _finite_number(loss) else {}))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self._bar is not None:

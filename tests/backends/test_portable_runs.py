@@ -207,3 +207,14 @@ def test_an_uninstalled_backend_is_a_clear_error(tmp_path: Path) -> None:
     r = netspec("torch", "fit", SPEC, "-o", str(tmp_path / "t"))
     assert r.returncode == 1
     assert "the 'torch' backend needs the 'torch' package" in r.stderr
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", *PORTABLE])
+def test_a_nan_loss_stops_the_run_and_commits_no_nan_epoch(backend: str, tmp_path: Path
+                                                           ) -> None:
+    run = tmp_path / "nan"
+    sets = [*QUICK, "train.epochs=2", "train.optimizer=sgd", "train.learning_rate=1e12"]
+    r = netspec(backend, "fit", SPEC, "-o", str(run), *[a for v in sets for a in ("--set", v)])
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert "the training loss became NaN/inf" in r.stderr and "Traceback" not in r.stderr
+    assert not (run / "state.json").exists() and not list(run.glob("checkpoints/*.npz"))

@@ -205,3 +205,12 @@ def test_as_plain_strips_locations() -> None:
     plain = as_plain(base_doc())
     assert type(plain) is dict and type(plain["layers"]) is list
     assert type(plain["layers"][0]) is dict
+
+
+@pytest.mark.parametrize(("text", "value"), [("1e-3", 0.001), ("3E+4", 30000.0),
+                                             ("-2e5", -200000.0), ("1.0e-3", 0.001),
+                                             ("12", 12), ("e5", "e5")])
+def test_scientific_floats_without_a_dot_are_floats(text: str, value: object) -> None:
+    """YAML 1.1 reads '1e-3' as a string; `--set train.learning_rate=1e-3` means a float."""
+    got = parse_override(f"train.learning_rate={text}")[1]
+    assert got == value and type(got) is type(value)
