@@ -32,9 +32,11 @@ def train(backend: str, seed: int, args: argparse.Namespace, out: Path) -> dict[
     sets = [f"train.epochs={args.epochs}", f"train.seed={seed}", f"data.seed={seed}",
             f"data.limit={args.limit}", "data.val_split=1000", "train.val_examples=1000",
             f"train.batch_size={args.batch}"]
-    netspec(["fit", "specs/rcn_6branch.yaml", "-o", str(run), "--backend", backend,
-             *(["--data", str(data)] if data.is_dir() else []),
-             *[a for s in sets for a in ("--set", s)]])
+    done = run / "state.json"
+    if not (done.is_file() and json.loads(done.read_text()).get("stopped")):  # --keep: reuse
+        netspec(["fit", "specs/rcn_6branch.yaml", "-o", str(run), "--backend", backend,
+                 *(["--data", str(data)] if data.is_dir() else []),
+                 *[a for s in sets for a in ("--set", s)]])
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     later = lines[1:] or lines
     img_s = sum(m["steps"] for m in later) * args.batch / sum(m["train_seconds"] for m in later)
@@ -50,7 +52,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     p.add_argument("--backends", nargs="+", default=["tensorflow", "jax", "torch"])
     p.add_argument("--keep", type=Path, default=None,
-                   help="keep the runs in this folder (default: a temporary one)")
+                   help="keep the runs in this folder (default: a temporary one); finished "
+                        "runs found there are reused, not trained again")
     args = p.parse_args()
     backends = [b for b in args.backends if importlib.util.find_spec(b) is not None]
     results: dict[str, list[dict[str, float]]] = {}

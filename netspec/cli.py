@@ -475,7 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="export folder (artefact + manifest)")
     p.add_argument("--format", required=True, choices=("savedmodel", "tflite", "onnx"))
     p.add_argument("--quantize", choices=("float16", "int8"), default=None,
-                   help="tflite only: float16 weights, or int8 weights and activations")
+                   help="float16 weights (tflite), or int8 weights and activations "
+                        "(tflite, onnx)")
     p.add_argument("--calibration", metavar="DATA", default=None,
                    help="--quantize int8: data set (as fit --data, or 'synthetic') whose "
                         "first 200 training crops calibrate the int8 ranges")

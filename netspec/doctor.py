@@ -105,7 +105,22 @@ def _tensorflow() -> list[Item]:
     text = "; ".join(names) + (f"; memory {memory}" if memory else "") if gpus else \
         "none visible to TensorFlow: training runs on the CPU"
     items.append(Item("gpus", text))
+    items.append(Item("other backends", _other_backends()))
     return items
+
+
+def _other_backends() -> str:
+    """The Keras backends besides TensorFlow that `--backend` can use here (versions from
+    the package metadata: importing JAX or PyTorch costs seconds and probes devices)."""
+    import importlib.metadata
+
+    found = []
+    for name, dist in (("jax", "jax"), ("torch", "torch")):
+        try:
+            found.append(f"{name} {importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{name} not installed")
+    return ", ".join(found) + " (netspec fit --backend NAME)"
 
 
 def _nvidia_memory() -> str:

@@ -26,13 +26,16 @@ class ExportResult:
 
 def check_options(fmt: str, quantize: str | None, calibration: str | None) -> None:
     """Usage errors (exit 2 in the CLI) before anything is loaded."""
+    from runtime.export.formats import FORMAT_QUANTIZE
+
     loc = SourceLoc("--quantize")
     if fmt not in FORMATS:
         raise SpecError.at(SourceLoc("--format"), f"unknown format {fmt!r}",
                            hint=f"one of {', '.join(FORMATS)}")
-    if quantize is not None and fmt != "tflite":
-        raise SpecError.at(loc, f"--quantize is for --format tflite, not {fmt}",
-                           hint="SavedModel and ONNX exports are float32")
+    if quantize is not None and quantize not in FORMAT_QUANTIZE[fmt]:
+        takes = [f"--format {f}: {', '.join(q)}" for f, q in FORMAT_QUANTIZE.items() if q]
+        raise SpecError.at(loc, f"--quantize {quantize} is not available for --format {fmt}",
+                           hint="; ".join(takes) + " (SavedModel exports are float32)")
     if quantize == "int8" and calibration is None:
         raise SpecError.at(SourceLoc("--calibration"), "int8 quantisation needs calibration "
                                                        "data",
@@ -89,7 +92,8 @@ def export_run(run_dir: Path, out_dir: Path, fmt: str, *, quantize: str | None =
     out = ensure_output_dir(Path(out_dir))
     artefact = out / ARTEFACTS[fmt]
     try:
-        write_artefact(fmt, graph.model, artefact, quantize=quantize, calibration=calib)
+        batch, quantization = write_artefact(fmt, graph.model, artefact, quantize=quantize,
+                                             calibration=calib)
     except Exception as e:  # noqa: BLE001 - exporters raise anything for an op they lack
         bad = unsupported_ops(spec, fmt)
         raise SpecError.at(SourceLoc(str(run_dir)), f"the {fmt} exporter failed: "
@@ -105,7 +109,7 @@ def export_run(run_dir: Path, out_dir: Path, fmt: str, *, quantize: str | None =
         crop_ratio=float(dcfg.crop_ratio), antialias=bool(dcfg.antialias),
         scheme=dcfg.scheme, output=graph.output, kind=graph.kind,
         output_shape=graph.output_shape, points=graph.points, refine=graph.refine,
-        n_landmarks=k, input_name=INPUT_NAME)
+        n_landmarks=k, input_name=INPUT_NAME, batch=batch, quantization=quantization)
     try:
         got = load_runner(out, manifest)(x)
     except RuntimeError as e:  # the interpreter refuses to run what the converter wrote

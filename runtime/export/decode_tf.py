@@ -1,9 +1,9 @@
 """Heat maps -> points inside the exported graph, so a TFLite or ONNX user gets landmarks.
 
 The same arithmetic as runtime/evaluate/decode.py (argmax, 3x3 sub-pixel refinement,
-map -> input-pixel conversion), written with ops every exporter takes: argmax, one-hot
-gathers and elementwise maths, no gather_nd or dynamic slicing. Tests compare it with the
-numpy decoder.
+map -> input-pixel conversion), written with ops every exporter takes: argmax, one plain
+gather of the 3x3 windows and elementwise maths, no gather_nd or dynamic slicing. Tests
+compare it with the numpy decoder.
 """
 
 from __future__ import annotations
@@ -16,25 +16,29 @@ _TINY = 1.1754943508222875e-38  # float32's smallest normal: log() of a zero win
 def heatmap_points(maps: tf.Tensor, input_size: int, refine: str) -> tf.Tensor:
     """maps [B, H, W, K] -> points [B, K, 2] (x, y in input-image pixels)."""
     h, w, k = int(maps.shape[1]), int(maps.shape[2]), int(maps.shape[3])
-    m = tf.transpose(maps, [0, 3, 1, 2])  # [B, K, H, W]
-    flat = tf.reshape(m, [-1, k, h * w])
-    idx = tf.argmax(flat, axis=-1, output_type=tf.int32)  # [B, K]
-    px = tf.cast(idx % w, tf.float32)
-    py = tf.cast(idx // w, tf.float32)
+    flat = tf.reshape(tf.transpose(maps, [0, 3, 1, 2]), [-1, h * w])  # [B*K, HW]
+    idx = tf.argmax(flat, axis=-1, output_type=tf.int32)  # [B*K]
+    px, py = idx % w, idx // w
+    fx, fy = tf.cast(px, tf.float32), tf.cast(py, tf.float32)
     if refine == "none":
-        dx = dy = tf.zeros_like(px)
+        dx = dy = tf.zeros_like(fx)
     else:
-        pick = tf.one_hot(idx, h * w, dtype=maps.dtype)  # [B, K, HW]
-        # edge-replicated padding (SYMMETRIC by one repeats the border) then the 3x3 window
-        pad = tf.pad(m, [[0, 0], [0, 0], [1, 1], [1, 1]], mode="SYMMETRIC")
-        win = [[tf.reduce_sum(tf.reshape(pad[:, :, r:r + h, c:c + w], [-1, k, h * w]) * pick,
-                              axis=-1) for c in range(3)] for r in range(3)]
+        # the 3x3 window around each peak, edge-replicated (neighbour indices clipped to the
+        # map): one gather of 9 values per map from the flattened maps (a plain Gather in
+        # every format; a one-hot product over all H*W pixels per window cell costs ~20x more)
+        base = tf.range(tf.shape(flat)[0], dtype=tf.int32) * (h * w)
+        rows = tf.stack([base + tf.maximum(py - 1, 0) * w, base + py * w,
+                         base + tf.minimum(py + 1, h - 1) * w], axis=-1)  # [B*K, 3]
+        cols = tf.stack([tf.maximum(px - 1, 0), px, tf.minimum(px + 1, w - 1)], axis=-1)
+        cells = tf.reshape(rows[:, :, None] + cols[:, None, :], [-1, 9])
+        vals = tf.gather(tf.reshape(flat, [-1]), cells)  # [B*K, 9]
+        win = [[vals[:, 3 * r + c] for c in range(3)] for r in range(3)]
         dx, dy = _offsets(win, refine)
         dx = tf.where((px > 0) & (px < w - 1), dx, 0.0)
         dy = tf.where((py > 0) & (py < h - 1), dy, 0.0)
-    x = (px + dx + 0.5) * (input_size / w) - 0.5
-    y = (py + dy + 0.5) * (input_size / h) - 0.5
-    return tf.stack([x, y], axis=-1)
+    x = (fx + dx + 0.5) * (input_size / w) - 0.5
+    y = (fy + dy + 0.5) * (input_size / h) - 0.5
+    return tf.reshape(tf.stack([x, y], axis=-1), [-1, k, 2])
 
 
 def coord_points(y: tf.Tensor, input_size: int) -> tf.Tensor:

@@ -41,16 +41,19 @@ def build_manifest(*, fmt: str, quantize: str | None, spec_name: str, run: str,
                    epoch: int | None, size: int, channels: int, normalize: str, crop: str,
                    crop_ratio: float, antialias: bool, scheme: str | None, output: str,
                    kind: str, output_shape: tuple[int, ...], points: str | None,
-                   refine: str, n_landmarks: int, input_name: str) -> dict[str, Any]:
-    """The manifest of one export (every value JSON-native)."""
+                   refine: str, n_landmarks: int, input_name: str, batch: int | None = None,
+                   quantization: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest of one export (every value JSON-native). `batch`: the artefact's fixed
+    batch size (a TFLite graph the converter could only take at batch 1), None for any;
+    `quantization`: what `quantize` turned to int8 / float16 and how it was calibrated."""
     outputs: dict[str, Any] = {output: {
-        "shape": [None, *output_shape], "dtype": "float32", "kind": kind,
+        "shape": [batch, *output_shape], "dtype": "float32", "kind": kind,
         "meaning": ("heat maps [B, H, W, K], one per landmark; the face score is the mean "
                     "over landmarks of max(map) / sum(max(map, 0))") if kind == "heatmap"
         else "coordinates [B, 2K]: x0, y0, x1, y1, ... divided by the input side"}}
     if points is not None:
         outputs[points] = {
-            "shape": [None, n_landmarks, 2], "dtype": "float32", "kind": "points",
+            "shape": [batch, n_landmarks, 2], "dtype": "float32", "kind": "points",
             "meaning": "landmarks (x, y) in input pixels, 0-based, pixel centres at integers",
             "decoding": ({"from": output, "argmax": "per map, first maximum",
                           "refine": refine, "window": "3x3, edge-replicated, offsets clipped "
@@ -59,9 +62,12 @@ def build_manifest(*, fmt: str, quantize: str | None, spec_name: str, run: str,
                          if kind == "heatmap" else {"from": output, "to_input": "value * S"})}
     return {
         "netspec_export": VERSION, "format": fmt, "artefact": ARTEFACTS[fmt],
-        "quantize": quantize, "model": spec_name, "run": run, "epoch": epoch,
-        "input": {"name": input_name, "shape": [None, size, size, channels],
+        "quantize": quantize, "quantization": quantization, "model": spec_name, "run": run,
+        "epoch": epoch,
+        "input": {"name": input_name, "shape": [batch, size, size, channels],
                   "dtype": "float32", "layout": "NHWC",
+                  "batch": "any" if batch is None else
+                  f"{batch} only: run larger batches one image at a time",
                   "values": "raw pixel values 0..255 of the crop (not normalised)",
                   "channels": "gray (BT.601 luma)" if channels == 1 else "RGB",
                   "normalisation": {"method": normalize, "in_graph": True,

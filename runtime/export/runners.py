@@ -16,10 +16,12 @@ from compiler.diagnostics import SourceLoc, SpecError
 Runner = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
-def load_runner(export_dir: Path, manifest: dict[str, Any], *, threads: int | None = None
-                ) -> Runner:
+def load_runner(export_dir: Path, manifest: dict[str, Any], *, threads: int | None = None,
+                batch: int | None = None) -> Runner:
     """A callable x [B, S, S, C] float32 0..255 -> {output name: array}; `threads` caps the
-    intra-op threads of TFLite and ONNX Runtime (TensorFlow's are process-wide)."""
+    intra-op threads of TFLite and ONNX Runtime (TensorFlow's are process-wide). `batch`
+    promises that every call has that batch size: ONNX Runtime then fixes the graph's
+    batch axis and folds the shape arithmetic at load time (~0.2 ms a call at batch 1)."""
     fmt = manifest["format"]
     path = Path(export_dir) / manifest["artefact"]
     name = manifest["input"]["name"]
@@ -28,7 +30,7 @@ def load_runner(export_dir: Path, manifest: dict[str, Any], *, threads: int | No
             return _savedmodel(path, name)
         if fmt == "tflite":
             return _tflite(path, name, threads)
-        return _onnx(path, name, threads)
+        return _onnx(path, name, threads, batch)
     except ImportError as e:
         raise SpecError.at(SourceLoc(str(path)), f"cannot run a {fmt} export: {e}",
                            hint='install the export engines: pip install -e ".[export]"') from None
@@ -68,13 +70,21 @@ def _tflite(path: Path, name: str, threads: int | None) -> Runner:
     return run
 
 
-def _onnx(path: Path, name: str, threads: int | None) -> Runner:
+def _onnx(path: Path, name: str, threads: int | None, batch: int | None = None) -> Runner:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads is not None:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+    if batch is not None:
+        import onnx
+
+        dim = onnx.load(str(path), load_external_data=False).graph.input[0]
+        axis = dim.type.tensor_type.shape.dim[0]
+        if axis.dim_param:
+            opts.add_free_dimension_override_by_name(axis.dim_param, batch)
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
 

@@ -185,11 +185,15 @@ def test_data_parallel_on_two_jax_devices_trains_like_one(jax_run: tuple[Path, s
         np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-3)
 
 
-@pytest.mark.parametrize("backend", PORTABLE)
-def test_mixed_precision_trains(backend: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["tensorflow", *PORTABLE])
+def test_mixed_precision_trains_in_bfloat16_on_this_cpu(backend: str, tmp_path: Path) -> None:
     run = tmp_path / "mp"
     fit(backend, run, 1, "--mixed-precision")
     assert np.isfinite(metrics(run)[0]["val_nme"])
+    import zipfile
+
+    with zipfile.ZipFile(run / "model.keras") as z:  # the policy devices.mixed_policy chose
+        assert "mixed_bfloat16" in z.read("config.json").decode()
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")

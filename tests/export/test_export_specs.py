@@ -82,12 +82,29 @@ def test_spec_exports_to_every_format(name: str, tmp_path: Path) -> None:
     for fmt in FORMATS:
         out = tmp_path / fmt
         export_run(run, out, fmt)
-        got = load_runner(out, read_manifest(out))(x)
+        man = read_manifest(out)
+        if fmt == "tflite":  # the manifest says when the converter needed a batch-1 graph
+            _assert_manifest_batch(out / man["artefact"], man)
+        got = load_runner(out, man)(x)
         assert set(got) == {graph.output, graph.points}
         diff = np.abs(got[graph.output] - raw).max()
         assert diff <= PARITY_TOLERANCE, f"{name} {fmt}: max diff {diff}"
         pts = np.abs(got[graph.points] - want[graph.points]).max()
         assert pts <= 1e-2, f"{name} {fmt}: points differ by {pts} px"
+
+
+def _assert_manifest_batch(artefact: Path, man: dict) -> None:
+    import warnings
+
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        interp = tf.lite.Interpreter(model_path=str(artefact))
+    sig = interp.get_signature_runner("serving_default").get_input_details()["image"]
+    fixed = int(sig["shape_signature"][0]) == 1
+    assert man["input"]["shape"][0] == (1 if fixed else None), man["input"]
+    assert man["input"]["batch"].startswith("1") if fixed else man["input"]["batch"] == "any"
 
 
 @pytest.mark.keras

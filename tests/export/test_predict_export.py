@@ -85,8 +85,29 @@ def test_quantised_tflite(run: Path, tmp_path: Path, capsys) -> None:
     assert np.isfinite(pts["int8"]).all() and pts["int8"].shape == ref.shape
 
 
+def test_onnx_int8_from_the_cli(run: Path, tmp_path: Path, capsys) -> None:
+    """`--format onnx --quantize int8` writes a QDQ model ONNX Runtime runs, and says so in
+    the manifest (closeness to Keras: test_quantised_parity.py, on a trained run)."""
+    from runtime.export.manifest import read_manifest
+    from runtime.export.runners import load_runner
+
+    out = tmp_path / "onnx-int8"
+    assert main(["export", str(run), "-o", str(out), "--format", "onnx", "--quantize", "int8",
+                 "--calibration", "synthetic"]) == 0, capsys.readouterr().err
+    man = read_manifest(out)
+    assert man["quantize"] == "int8" and man["quantization"]["format"] == "QDQ"
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    got = load_runner(out, man, batch=1)(np.full((1, 40, 40, 1), 128, np.float32))
+    assert got["points"].shape == (1, 5, 2) and np.isfinite(got["points"]).all()
+
+
 @pytest.mark.parametrize("argv, message", [
-    (["--format", "onnx", "--quantize", "int8"], "--quantize is for --format tflite"),
+    (["--format", "onnx", "--quantize", "float16"], "not available for --format onnx"),
+    (["--format", "savedmodel", "--quantize", "int8"], "not available for --format savedmodel"),
+    (["--format", "onnx", "--quantize", "int8"], "int8 quantisation needs calibration"),
     (["--format", "tflite", "--quantize", "int8"], "int8 quantisation needs calibration"),
     (["--format", "tflite", "--calibration", "synthetic"], "only for --quantize int8"),
 ])
