@@ -43,8 +43,8 @@ def _is_sequence(name: str) -> bool:
 # Specs the tests do not export yet, and why (their ops are listed by `netspec ops` as not
 # yet exported; formats that cannot take an op are refused up front by runtime.export).
 NOT_EXPORTED = {
-    "rar": "RAR's refinement ops are exported only by hand so far: SavedModel matched Keras "
-           "(2.4e-7); robust_init_shape has no TFLite or ONNX op (op_support.UNSUPPORTED)",
+    "rar": "robust_init_shape has no TFLite or ONNX op (op_support.UNSUPPORTED): RAR exports "
+           "to SavedModel only (test_partly_exportable_specs_export_where_their_ops_allow)",
 }
 
 
@@ -105,6 +105,41 @@ def _assert_manifest_batch(artefact: Path, man: dict) -> None:
     fixed = int(sig["shape_signature"][0]) == 1
     assert man["input"]["shape"][0] == (1 if fixed else None), man["input"]
     assert man["input"]["batch"].startswith("1") if fixed else man["input"]["batch"] == "any"
+
+
+@pytest.mark.keras
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(NOT_EXPORTED))
+def test_partly_exportable_specs_export_where_their_ops_allow(name: str, tmp_path: Path
+                                                              ) -> None:
+    """RAR: SavedModel matches Keras; TFLite and ONNX are refused up front, naming the op."""
+    from compiler.diagnostics import SpecError
+    from runtime.export.command import PARITY_TOLERANCE, export_run, fixed_inputs
+    from runtime.export.graph import build_export_graph
+    from runtime.export.manifest import read_manifest
+    from runtime.export.op_support import UNSUPPORTED, unsupported_ops
+    from runtime.export.runners import load_runner
+    from runtime.run_dir import load_run
+
+    run = write_run(name, tmp_path / "run")
+    spec, model = load_run(run)
+    graph = build_export_graph(spec, model)
+    x = fixed_inputs(graph.size, graph.channels, n=3, seed=7)
+    want = graph.model.predict_on_batch({"image": x})
+    refused = {f for f in FORMATS if unsupported_ops(spec, f)}
+    assert refused and refused < set(FORMATS)
+    for fmt in FORMATS:
+        out = tmp_path / fmt
+        if fmt in refused:
+            ops = [o for o in UNSUPPORTED if fmt in UNSUPPORTED[o]]
+            with pytest.raises(SpecError, match="|".join(ops)):
+                export_run(run, out, fmt)
+            continue
+        export_run(run, out, fmt)
+        got = load_runner(out, read_manifest(out))(x)
+        diff = np.abs(got[graph.output] - np.asarray(want[graph.output])).max()
+        assert diff <= PARITY_TOLERANCE, f"{name} {fmt}: max diff {diff}"
+        assert np.abs(got[graph.points] - want[graph.points]).max() <= 1e-2
 
 
 @pytest.mark.keras

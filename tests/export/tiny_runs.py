@@ -19,6 +19,8 @@ TINY: dict[str, list[str]] = {
     "sumnet_search": _SUM, "is_net": _IS, "is_cnn_baseline": _IS,
     "lgcn": ["filters=4", "local_depth=2", "global_depth=2", "size=48"],
     "rednet": ["size=32", "widths=[4,4,4,4,4]", "convs=[1,1,1,1,1]"],
+    "rar": ["size=32", "widths=[4,4,4]", "convs=[1,1,1]", "deconv_width=4", "sip_width=4",
+            "a_units=8", "r_units=8", "n_templates=3"],
 }
 
 
