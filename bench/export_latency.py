@@ -253,6 +253,9 @@ def main() -> None:
     p.add_argument("--nme", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from runtime.quiet_tf import install_quiet_import_hook
+
+    install_quiet_import_hook()  # TensorFlow's start-up banner, in this process and workers
     if args.worker:
         worker(args)
         return
