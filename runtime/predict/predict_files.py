@@ -349,17 +349,24 @@ def _network_images(frames: Sequence[Frame], sources: Sequence[str], dcfg: Any,
     """Network inputs [b, S, S, C] for `frames` (read from `sources`), in order,
     preprocessed as in training; a tf.errors.OpError when one fails to decode."""
     from runtime.data.pipeline import make_dataset
+
+    faces = _crop_faceset(frames, sources, dcfg)
+    ds = make_dataset(faces, dcfg, training=False, batch_size=BATCH_SIZE, input_name=input_name)
+    for x, _ in ds:
+        yield x[input_name].numpy()
+
+
+def _crop_faceset(frames: Sequence[Frame], sources: Sequence[str], dcfg: Any) -> Any:
+    """A FaceSet of `frames` (read from `sources`) whose boxes are their square crops, so
+    the training crop rule reproduces each frame's crop; no landmarks."""
     from runtime.data.records import FaceSet
 
     crops = np.array([f.crop for f in frames], np.float64)
     half = crops[:, 2:] / 2
     boxes = np.concatenate([crops[:, :2] - half, crops[:, :2] + half], axis=1)
     n = len(frames)
-    faces = FaceSet("predict", dcfg.scheme or "5pt", np.zeros((n, 1, 2), np.float32),
-                    np.zeros((n, 1), bool), paths=tuple(sources), boxes=boxes.astype(np.float32))
-    ds = make_dataset(faces, dcfg, training=False, batch_size=BATCH_SIZE, input_name=input_name)
-    for x, _ in ds:
-        yield x[input_name].numpy()
+    return FaceSet("predict", dcfg.scheme or "5pt", np.zeros((n, 1, 2), np.float32),
+                   np.zeros((n, 1), bool), paths=tuple(sources), boxes=boxes.astype(np.float32))
 
 
 def _frame_images(frames: Sequence[Frame], dcfg: Any, input_name: str, workdir: Path,
@@ -403,7 +410,6 @@ def _frame_images_on_device(frames: Sequence[Frame], dcfg: Any, failures: _Failu
     """`_frame_images` on a backend without tf.data: every frame PIL decodes is cropped by
     the device feed (runtime/data/device_feed.py), in order; the others go to `failures`."""
     from runtime.data.device_feed import make_feed, split_batches
-    from runtime.data.records import FaceSet
 
     bad = {f.path: e for f, e in _undecodable(frames, ValueError())}
     for path, err in bad.items():
@@ -411,14 +417,9 @@ def _frame_images_on_device(frames: Sequence[Frame], dcfg: Any, failures: _Failu
     keep = [i for i, f in enumerate(frames) if f.path not in bad]
     if not keep:
         return
-    crops = np.array([frames[i].crop for i in keep], np.float64)
-    half = crops[:, 2:] / 2
-    boxes = np.concatenate([crops[:, :2] - half, crops[:, :2] + half], axis=1)
-    n = len(keep)
-    faces = FaceSet("predict", dcfg.scheme or "5pt", np.zeros((n, 1, 2), np.float32),
-                    np.zeros((n, 1), bool), paths=tuple(str(frames[i].path) for i in keep),
-                    boxes=boxes.astype(np.float32))
-    feed = make_feed(faces, dcfg, training=False)
+    good = [frames[i] for i in keep]  # PIL decodes every format: the original files
+    feed = make_feed(_crop_faceset(good, [str(f.path) for f in good], dcfg), dcfg,
+                     training=False)
     rows = iter(feed.cache.rows)
     for x, _ in split_batches(feed, BATCH_SIZE):
         for img in x:
