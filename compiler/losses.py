@@ -365,3 +365,17 @@ def _message(message: str, hint: str | None) -> str:
 
 def _fmt(shape: tuple[int | None, ...]) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def checked_class_loss_args(name: str, args: Mapping[str, Any], shape: tuple
+                            ) -> tuple[Any, tuple]:
+    """(coerced params, [B, N] or [B, T, N] logits shape) of a classification loss, whose
+    shape may come without the batch dim; ValueError naming every problem. Shared by the
+    TF and keras.ops builders (runtime/train/losses.py, portable_losses.py)."""
+    if len(shape) in (1, 2) and (len(shape) == 1 or shape[0] is not None):
+        shape = (None, *shape)  # given without the batch dim
+    problems = check_loss(name, args, shape, None)
+    params, _ = coerce_loss_args(name, args)
+    if problems or params is None:
+        raise ValueError(f"loss '{name}': " + "; ".join(problems))
+    return params, shape

@@ -25,6 +25,7 @@ from compiler.losses import (
     SigmoidXentArgs,
     SpatialSoftmaxNllArgs,
     check_loss,
+    checked_class_loss_args,
     coerce_loss_args,
 )
 from runtime.train import rar_losses, targets
@@ -63,12 +64,7 @@ def make_loss(name: str, *, input_size: int, out_shape: Sequence[int | None],
 def _classes_loss(name: str, shape: tuple, args: Mapping[str, Any]) -> LossFn:
     """A classification loss on [B, N] (or per time step [B, T, N]) logits against
     int class ids [B] ([B, T]); ids < 0 (no training class) are masked."""
-    if len(shape) in (1, 2) and (len(shape) == 1 or shape[0] is not None):
-        shape = (None, *shape)  # given without the batch dim
-    problems = check_loss(name, args, shape, None)
-    params, _ = coerce_loss_args(name, args)
-    if problems or params is None:
-        raise ValueError(f"loss '{name}': " + "; ".join(problems))
+    params, shape = checked_class_loss_args(name, args, shape)
     fn = _BUILDERS[name](params, 0, shape)
     fn.__name__ = name
     return fn
